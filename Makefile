@@ -1,0 +1,29 @@
+# The two commands of the README: `make reports` (the main job) and `make test`.
+# Both set up what is missing first (scripts/setup.sh), idempotently.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: setup test test-fast reports reports-quick clean-cache
+
+setup:
+	@bash scripts/setup.sh
+
+## run every test, including each notebook executed in quick mode
+test: setup
+	$(PY) -m pytest
+
+## the tests without the slow ones (notebooks, long training)
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+## execute all five notebooks on the embedded defaults; outputs in place, HTML in reports/
+reports: setup
+	$(PY) -m cvtasks report
+
+## the same in quick mode, on temporary copies (a smoke run)
+reports-quick: setup
+	$(PY) -m cvtasks report --quick
+
+clean-cache:
+	rm -rf data/cache

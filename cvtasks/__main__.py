@@ -1,0 +1,3 @@
+from cvtasks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Atomic file writes and the per-task metrics file.
+
+Every write goes to a temporary file in the target's folder and is moved into place with
+os.replace, so a crash never leaves a half-written cache, checkpoint or report behind.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import config
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)``, then move the temporary file onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    flat = {}
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not key or key != key.strip() or "//" in key:
+            raise ValueError(f"metric key {key!r}: must be a slash-named string like 'test/acc'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"metric {key!r} = {value!r}: must be a number (metrics are flat)")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"metric {key!r} = {value!r}: must be finite")
+        flat[key] = float(value) if isinstance(value, float) else int(value)
+    return flat
+
+
+def metrics_path(task: str, quick: bool = False) -> Path:
+    """reports/<task>/metrics.json; quick runs go to reports/<task>/quick/ (git-ignored) so
+    that a smoke run never overwrites the figures of the committed full run."""
+    folder = config.REPORTS_DIR / task
+    return (folder / "quick" if quick else folder) / "metrics.json"
+
+
+def write_metrics(task: str, metrics: Mapping[str, Any], quick: bool = False) -> Path:
+    """Write the task's metrics.json: flat, slash-named, sorted keys (``dvc metrics show``)."""
+    flat = _check_metrics(metrics)
+    return atomic_write_text(metrics_path(task, quick), json.dumps(flat, indent=2, sort_keys=True) + "\n")
+
+
+def read_metrics(task: str, quick: bool = False) -> dict[str, float]:
+    return json.loads(metrics_path(task, quick).read_text(encoding="utf-8"))

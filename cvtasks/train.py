@@ -1,0 +1,202 @@
+"""The one training loop every task uses.
+
+``fit`` trains for a number of epochs, evaluates on a validation loader after each, keeps the
+best weights by a monitored metric (early stopping after ``patience`` epochs without
+improvement), writes the best checkpoint atomically, and returns the per-epoch history for
+plots. Batches are ``(inputs, targets)``; ``inputs`` may be a tensor or a tuple of tensors
+(passed to the model as separate arguments). Plain PyTorch rather than Lightning: the loop is
+short, every task's notebook can read it, and it adds no framework on top of timm.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from cvtasks.io import atomic_write
+from cvtasks.runtime import pick_device, seed_everything
+
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+@dataclass
+class History:
+    """Per-epoch metrics (``epoch``, ``train/loss``, ``val/...``) and the best epoch."""
+
+    monitor: str
+    mode: str
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_score: float | None = None
+    stopped_early: bool = False
+    checkpoint: Path | None = None
+    seconds: float = 0.0
+
+    def series(self, key: str) -> list[float]:
+        return [row[key] for row in self.epochs if key in row]
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.epochs).set_index("epoch")
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    return batch
+
+
+def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
+    return model(*inputs) if isinstance(inputs, (list, tuple)) else model(inputs)
+
+
+def _batch_size(targets: Any) -> int:
+    return len(targets[0] if isinstance(targets, (list, tuple)) else targets)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model outputs and targets over a loader, concatenated on the CPU."""
+    device = pick_device(device)
+    model.eval().to(device)
+    outputs, targets = [], []
+    for inputs, target in tqdm(loader, desc="predict", disable=not progress, leave=False):
+        outputs.append(_forward(model, _to_device(inputs, device)).float().cpu())
+        targets.append(target)
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable[..., torch.Tensor],
+             metrics: Mapping[str, MetricFn] | None = None, *, prefix: str = "val",
+             device: str | torch.device | None = None) -> dict[str, float]:
+    """Mean loss and each metric over a loader, keyed ``<prefix>/<name>``."""
+    outputs, targets = predict(model, loader, device)
+    result = {f"{prefix}/loss": float(loss_fn(outputs, targets))}
+    for name, fn in (metrics or {}).items():
+        result[f"{prefix}/{name}"] = float(fn(outputs, targets))
+    return result
+
+
+def _improved(score: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return score < best - min_delta if mode == "min" else score > best + min_delta
+
+
+def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
+        epochs: int, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor],
+        metrics: Mapping[str, MetricFn] | None = None, monitor: str = "val/loss", mode: str = "min",
+        patience: int | None = None, min_delta: float = 0.0, scheduler: Any = None,
+        device: str | torch.device | None = None, checkpoint: str | Path | None = None,
+        seed: int | None = None, run: Any = None, progress: bool = True,
+        restore_best: bool = True, grad_clip: float | None = None,
+        train_metrics: bool = False) -> History:
+    """Train ``model`` and return its History; the model ends with the best weights.
+
+    ``monitor``/``mode``: the metric that picks the best epoch (``val/...`` needs a
+    val_loader; without one, ``train/loss`` is monitored). ``patience``: stop after that many
+    epochs without improvement (None: never). ``scheduler``: stepped once per epoch, with the
+    monitored score for ReduceLROnPlateau. ``run``: a cvtasks.tracking.Run to log epochs to.
+    ``train_metrics``: also compute ``metrics`` on the training batches (as seen in train mode).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs = {epochs}: must be >= 1")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode = {mode!r}: must be 'min' or 'max'")
+    if val_loader is None and monitor.startswith("val/"):
+        monitor, mode = "train/loss", "min"
+    if seed is not None:
+        seed_everything(seed)
+    device = pick_device(device)
+    model.to(device)
+    history = History(monitor=monitor, mode=mode, checkpoint=Path(checkpoint) if checkpoint else None)
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        seen_out, seen_tgt = [], []
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        for inputs, targets in bar:
+            inputs, targets = _to_device(inputs, device), _to_device(targets, device)
+            outputs = _forward(model, inputs)
+            loss = loss_fn(outputs, targets)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            n = _batch_size(targets)
+            total += loss.item() * n
+            count += n
+            if train_metrics and metrics:
+                seen_out.append(outputs.detach().float().cpu())
+                seen_tgt.append(targets.detach().cpu())
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        row: dict[str, float] = {"epoch": epoch, "train/loss": total / max(count, 1),
+                                 "lr": optimizer.param_groups[0]["lr"]}
+        if seen_out:
+            out, tgt = torch.cat(seen_out), torch.cat(seen_tgt)
+            row.update({f"train/{k}": float(fn(out, tgt)) for k, fn in metrics.items()})
+        if val_loader is not None:
+            row.update(evaluate(model, val_loader, loss_fn, metrics, prefix="val", device=device))
+        row["seconds"] = time.perf_counter() - start
+        if monitor not in row:
+            raise KeyError(f"monitor {monitor!r} is not among the epoch's metrics: {sorted(row)}")
+        score = row[monitor]
+        history.epochs.append(row)
+        if run is not None:
+            run.log(row)
+        if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(score)
+            else:
+                scheduler.step()
+        if _improved(score, history.best_score, mode, min_delta):
+            history.best_epoch, history.best_score, stale = epoch, score, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if history.checkpoint is not None:
+                save_checkpoint(history.checkpoint, model, epoch=epoch, monitor=monitor, score=score)
+        else:
+            stale += 1
+            if patience is not None and stale >= patience:
+                history.stopped_early = True
+                break
+    history.seconds = time.perf_counter() - start
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **meta: Any) -> Path:
+    """Save the model's state dict with metadata, atomically."""
+    state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
+    """Load weights saved by save_checkpoint into ``model``; return the metadata."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state.pop("model"))
+    return state
+
+
+def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Top-1 accuracy of class logits."""
+    return (outputs.argmax(1) == targets).float().mean().item()

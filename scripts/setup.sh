@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up, called by `make test` and `make reports`:
+#   1. the Debian packages that carry the embedded data (where apt-get can be used),
+#   2. the virtual environment ($VENV, default .venv) with requirements.txt.
+# The second run is fast: packages are checked with dpkg-query, and pip runs only when
+# requirements.txt changed since the last successful install (hash kept in the venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+DEBS="dataset-fashion-mnist openclipart-svg openclipart-png libcairo2"
+
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+  for pkg in $DEBS; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+  done
+fi
+if [ -n "$missing" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && $SUDO true 2>/dev/null; then
+    echo "[setup] installing Debian packages:$missing"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+  else
+    echo "[setup] warning: Debian packages missing ($missing) and apt-get is not usable;" \
+         "the tasks fall back to their online loaders (see README)." >&2
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing requirements.txt into $VENV (the first time takes several minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+echo "[setup] ready: $VENV"
