@@ -177,22 +177,47 @@ class SpillConfig(TaskConfig):
     target_fpr: float = fraction(0.05)
 
 
+# The embedded search dataset is built from Open Clip Art into its own folder per settings.
+SEARCH_DATA_DIR = DATA_DIR / "search"
+SEARCH_MODELS_DIR = MODELS_DIR / "search"
+
+
 @dataclass(frozen=True)
 class SearchConfig(TaskConfig):
     """ImageText_Search.ipynb: text-to-image relevance model."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_images": 120, "epochs": 3}
+    QUICK: ClassVar[dict[str, Any]] = {"n_images": 160, "epochs": 4}
     image_encoder: str = one_of(OFFLINE_IMAGE_ENCODER, IMAGE_ENCODERS)
     text_encoder: str = one_of(OFFLINE_TEXT_ENCODER, TEXT_ENCODERS)
-    dataset_dir: Path = DATA_DIR / "search"   # the course layout (train_dataset.csv, ...)
-    n_images: int = positive(1200)
-    test_fraction: float = fraction(0.25)
+    # A folder in the course layout (train_dataset.csv, ExpertAnnotations.tsv, ...), read as
+    # is; None: the embedded default, built from Open Clip Art under SEARCH_DATA_DIR.
+    dataset_dir: Path | None = None
+    # builder of the embedded default
+    n_images: int = positive(1400)              # drawings drawn from the library
+    test_image_fraction: float = fraction(0.25)  # of them, the search gallery (test_images/)
+    same_subject_pairs: int = non_negative(3)   # per query: images of the same subject ...
+    random_pairs: int = non_negative(2)         # ... and random ones, besides its own image
+    expert_noise: float = non_negative(0.35)    # per-vote noise on the 1..4 scale
+    # target and split
+    crowd_weight: float = non_negative(0.0)     # target = (1-w) * experts + w * crowd share
+    test_fraction: float = fraction(0.25)       # annotated pairs held out, grouped by image
+    val_fraction: float = fraction(0.15)        # of the rest, for early stopping
+    # models
+    ridge_alpha: float = positive(1.0)
+    proj_dim: int = positive(64)
     hidden_dim: int = positive(256)
-    dropout: float = non_negative(0.2)
+    dropout: float = non_negative(0.3)
     lr: float = positive(1e-3)
+    weight_decay: float = non_negative(1e-2)
     batch_size: int = positive(128)
     epochs: int = positive(40)
+    patience: int = positive(6)
     top_k: int = positive(10)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.crowd_weight > 1:
+            raise ConfigError(f"SearchConfig.crowd_weight = {self.crowd_weight!r}: must be <= 1")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,23 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    quick = _quick(args)
+    from cvtasks import search
+
+    if args.k < 1:
+        print(f"--k {args.k}: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        hits = search.search(args.query, k=args.k, cfg=config.get("search", quick=quick))
+    except ValueError as err:
+        print(f"search failed: {err}", file=sys.stderr)
+        return 2
+    for row in hits.itertuples():
+        print(f"{row.score:.3f}  {row.image}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cvtasks",
                                      description="Five computer-vision course projects: train, evaluate, report.")
@@ -81,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"any of {', '.join(config.NOTEBOOKS)} (default: all)")
     report.add_argument("--quick", action="store_true", help="execute temporary copies in quick mode")
     report.set_defaults(func=cmd_report)
+
+    search = sub.add_parser("search", help="images of the search gallery that fit a text query, best first")
+    search.add_argument("query", help='the text to search for, e.g. "a red car"')
+    search.add_argument("--k", type=int, default=config.SearchConfig.top_k, help="how many images to list")
+    search.add_argument("--quick", action="store_true", help="the quick-mode model (trained if missing)")
+    search.set_defaults(func=cmd_search)
 
     encoders = sub.add_parser("encoders", help="list the pretrained encoders and which work offline")
     encoders.set_defaults(func=cmd_encoders)

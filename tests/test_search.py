@@ -1,0 +1,106 @@
+"""The relevance model: target rule, split by image, search metrics, end to end and the CLI."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import config
+from cvtasks import cli, search
+from cvtasks.data import course_search, openclipart
+from search_fixtures import write_course_layout, write_library
+
+
+def test_expert_target_by_hand():
+    votes = np.array([[1, 1, 1], [4, 4, 4], [2, 3, 4], [4, 4, 3]])
+    assert search.expert_target(votes) == pytest.approx([0.0, 1.0, 2 / 3, 8 / 9])
+    with pytest.raises(ValueError, match="1..4"):
+        search.expert_target(np.array([[0, 1, 2]]))
+
+
+def test_crowd_blend_by_hand():
+    pairs = pd.DataFrame({"expert_1": [4, 1], "expert_2": [4, 1], "expert_3": [4, 1], "share": [0.5, np.nan]})
+    assert search.blended_target(pairs, 0.0) == pytest.approx([1.0, 0.0])
+    assert search.blended_target(pairs, 0.25) == pytest.approx([0.75 * 1.0 + 0.25 * 0.5, 0.0])  # NaN: experts only
+    with pytest.raises(ValueError):
+        search.blended_target(pairs, 1.5)
+
+
+def test_split_by_image_never_puts_an_image_on_two_sides():
+    rng = np.random.default_rng(0)
+    images = pd.Series(rng.choice([f"img{i}" for i in range(60)], size=500))
+    split = search.split_by_image(images, 0.25, 0.15, seed=1)
+    sides = {k: set(images.iloc[v]) for k, v in split.items()}
+    assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"] and not sides["val"] & sides["test"]
+    assert sorted(np.concatenate(list(split.values()))) == list(range(500))
+    assert all(len(v) for v in split.values())
+
+
+def test_recall_counts_ties_by_chance():
+    scores = np.array([[0.9, 0.5, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2], [0.1, 0.2, 0.3, 0.4]])
+    own = np.array([0, 1, 0])
+    assert search.recall_at_k(scores, own, 2).tolist() == [1.0, 0.5, 0.0]
+
+
+def test_ranking_metrics_by_hand():
+    gains = np.array([[1.0, 0.5, 0.0]])
+    perfect, _ = search.ranking_metrics(np.array([[3.0, 2.0, 1.0]]), gains, np.array([0]), "m", k_ndcg=3, k_recall=1)
+    assert perfect == {"m/ndcg@3": pytest.approx(1.0), "m/recall@1": 1.0}
+    worst, _ = search.ranking_metrics(np.array([[1.0, 2.0, 3.0]]), gains, np.array([0]), "m", k_ndcg=3, k_recall=1)
+    ideal = 1.0 + 0.5 / np.log2(3)
+    assert worst["m/ndcg@3"] == pytest.approx((0.5 / np.log2(3) + 1.0 / np.log2(4)) / ideal)
+
+
+def test_gallery_gains_use_test_votes_and_the_own_image(tmp_path):
+    root = write_course_layout(tmp_path / "course")
+    (root / "test_annotations.tsv").write_text("t1.jpg\tt0.png#0\t2\t3\t3\n")
+    gains = search.gallery_gains(course_search.load(root))
+    assert gains.tolist() == [[1.0, pytest.approx(5 / 9)], [0.0, 1.0]]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Settings of a tiny build from a fake library, with cache and models in a temp folder."""
+    tmp = tmp_path_factory.mktemp("search")
+    svg_dir, png_dir = write_library(tmp / "lib")
+    build = openclipart.build(tmp / "data", openclipart.BuildSettings(
+        n_images=24, test_image_fraction=0.25, same_subject_pairs=3, random_pairs=2, expert_noise=0.35,
+        seed=0, svg_dir=str(svg_dir), png_dir=str(png_dir)))
+    cfg = config.get("search", quick=True, dataset_dir=build, epochs=2, batch_size=16, top_k=3)
+    return cfg, tmp
+
+
+@pytest.mark.slow
+def test_end_to_end_and_cli_search(tiny, monkeypatch, capsys):
+    cfg, tmp = tiny
+    monkeypatch.setattr(config, "CACHE_DIR", tmp / "cache")
+    monkeypatch.setattr(config, "SEARCH_MODELS_DIR", tmp / "models")
+    metrics = search.run(cfg)
+    for key in ("test/mae", "test/rmse", "test/r2", "dummy/test/mae", "test/ndcg@10", "cosine/test/ndcg@10",
+                "test/recall@5", "linear/test/r2", "mlp/test/r2", "interaction/test/r2"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["dummy/test/recall@5"] == pytest.approx(5 / 6)   # a constant ranks by chance: k / n
+    saved = list((tmp / "models").glob("search-*.joblib"))
+    assert len(saved) == 1
+
+    monkeypatch.setattr(config, "get", lambda task, quick=None, **kw: cfg)
+    assert cli.main(["search", "a red car", "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    scores = [float(line.split()[0]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+    gallery = set(course_search.load(cfg.dataset_dir).test_images)
+    assert all(line.split()[1] in gallery for line in lines)
+    assert list((tmp / "models").glob("search-*.joblib")) == saved   # reused, not retrained
+
+
+def test_cli_search_rejects_bad_input(monkeypatch, capsys):
+    assert cli.main(["search", "a cat", "--k", "0"]) == 2
+    assert "--k 0" in capsys.readouterr().err
+    assert cli.main(["search", "   "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_config_rejects_a_crowd_weight_above_one():
+    with pytest.raises(config.ConfigError, match="crowd_weight"):
+        dataclasses.replace(config.get("search"), crowd_weight=1.5)
