@@ -203,7 +203,8 @@ class SearchConfig(TaskConfig):
     test_fraction: float = fraction(0.25)       # annotated pairs held out, grouped by image
     val_fraction: float = fraction(0.15)        # of the rest, for early stopping
     # models
-    ridge_alpha: float = positive(1.0)
+    ridge_alpha: float = positive(1.0)          # the text -> image map of the cosine baseline
+    linear_alpha: float = positive(1e4)         # the linear model (chosen on val: 1e2..3e4)
     proj_dim: int = positive(64)
     hidden_dim: int = positive(256)
     dropout: float = non_negative(0.3)

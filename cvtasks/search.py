@@ -478,7 +478,7 @@ def run_experiment(cfg: config.SearchConfig, *, device: Any = None, run: Any = N
     exp = Experiment(cfg, data, feats, split, target)
     tr = split["train"]
     exp.models["dummy"] = DummyScorer().fit(*feats.pairs(tr), target[tr])
-    exp.models["linear"] = LinearScorer(cfg.ridge_alpha).fit(*feats.pairs(tr), target[tr])
+    exp.models["linear"] = LinearScorer(cfg.linear_alpha).fit(*feats.pairs(tr), target[tr])
     for kind in ("mlp", "interaction"):
         exp.models[kind] = fit_net(kind, cfg, feats, target, split, data.pairs, device, run, progress)
     exp.models["cosine"] = fit_cosine(cfg, feats, data.pairs, tr)
@@ -497,14 +497,15 @@ def crowd_blend_effect(exp: Experiment, weights: tuple[float, ...] = (0.0, 0.25,
     for w in weights:
         target = blended_target(exp.data.pairs, w)
         if kind == "linear":
-            scorer: Scorer = LinearScorer(exp.cfg.ridge_alpha).fit(*exp.features.pairs(exp.split["train"]),
+            scorer: Scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
                                                                     target[exp.split["train"]])
         else:
             scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.data.pairs, device)
         probe = Experiment(exp.cfg, exp.data, exp.features, exp.split, target)
         evaluate(probe, kind, scorer)
-        rows.append({"crowd weight": w, **{k.split("/", 1)[1]: v for k, v in probe.metrics.items()
-                                           if k.startswith(f"{kind}/test/")}})
+        prefix = f"{kind}/test/"
+        rows.append({"crowd weight": w, **{k[len(prefix):]: v for k, v in probe.metrics.items()
+                                           if k.startswith(prefix)}})
     return pd.DataFrame(rows).set_index("crowd weight")
 
 
