@@ -149,14 +149,23 @@ class BrandsConfig(TaskConfig):
 class StylesConfig(TaskConfig):
     """Styles_Avatars.ipynb: style and avatar generators."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_people": 120, "avatar_size": 48, "n_generated": 16}
+    QUICK: ClassVar[dict[str, Any]] = {"n_people": 120, "avatar_size": 32, "n_generated": 16,
+                                       "repeats": 4, "n_style_samples": 2000}
     styles_csv: Path | None = None   # a user's own styles table; None: the embedded default
-    avatars_dir: Path | None = None
+    avatars_dir: Path | None = None  # with styles_csv: the folder of the CSV's `image` column
+    # the model with dependencies: "parent->child" (each parent a root); the embedded truth's
+    dependencies: tuple[str, ...] = ("hairstyle->hair_colour", "clothes->clothes_colour")
     n_people: int = positive(500)
     avatar_size: int = positive(64)
-    prior_strength: float = positive(1.0)
-    palette_size: int = positive(24)
-    n_generated: int = positive(64)
+    prior_strength: float = positive(1.0)   # Dirichlet pseudo-count per option (1 = Laplace)
+    test_fraction: float = fraction(0.2)    # held-out people for the log-likelihood experiments
+    small_n: int = positive(10)             # the "small sample" of the metrics
+    repeats: int = positive(10)             # resamples per training size
+    n_style_samples: int = positive(5000)   # generated styles for novelty and validity
+    palette_size: int = positive(24)        # k-means colours of the avatar palette
+    n_generated: int = positive(64)         # avatars generated per method
+    layer_pseudo_count: float = positive(2.0)  # weight of the global pixel prior in method (b)
+    classifier_size: int = positive(24)     # avatars are downscaled to this for the classifier
 
 
 @dataclass(frozen=True)
