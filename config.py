@@ -147,10 +147,10 @@ class BrandsConfig(TaskConfig):
     patience: int = positive(8)
     finetune_blocks: int = positive(1)             # last residual blocks unfrozen
     finetune_lr: float = positive(1e-4)
-    finetune_epochs: int = positive(3)
+    finetune_epochs: int = positive(2)
     # the small CNN from scratch, on downscaled images
     cnn_size: int = positive(64)
-    cnn_epochs: int = positive(20)
+    cnn_epochs: int = positive(15)
     cnn_lr: float = positive(2e-3)
     # the colour baseline
     hist_bins: int = positive(8)                   # per RGB channel
