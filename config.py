@@ -120,29 +120,51 @@ class TaskConfig:
 
 
 # --- task settings -----------------------------------------------------------------------
+BRANDS_SOURCES = ("generator", "photos")            # our chandelier generator, or photos_dir
+AL_STRATEGIES = ("margin", "least_confidence", "entropy")
+
+
 @dataclass(frozen=True)
 class BrandsConfig(TaskConfig):
     """Image.ipynb: chandelier brand classification."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_images": 240, "image_size": 96, "epochs": 2,
-                                       "finetune_epochs": 1, "al_rounds": 4}
+    QUICK: ClassVar[dict[str, Any]] = {"n_images": 240, "image_size": 96, "epochs": 6,
+                                       "finetune_epochs": 1, "cnn_epochs": 2, "cnn_size": 48,
+                                       "al_rounds": 4, "al_batch": 12, "al_random_repeats": 1}
+    source: str = one_of("generator", BRANDS_SOURCES)
     encoder: str = one_of(OFFLINE_IMAGE_ENCODER, IMAGE_ENCODERS)
-    photos_dir: Path = DATA_DIR / "chandeliers"   # a user's own photos: <brand>/*.jpg
-    n_images: int = positive(2000)
-    image_size: int = positive(224)
-    test_fraction: float = fraction(0.25)
+    photos_dir: Path = DATA_DIR / "chandeliers"   # a user's own photos: <brand>/[<model>/]*.jpg
+    n_images: int = positive(2000)                 # generator only
+    image_size: int = positive(224)                # rendered (or loaded) and fed to the backbone
+    test_fraction: float = fraction(0.25)          # of each brand's photos, whole product models
     val_fraction: float = fraction(0.15)
+    # transfer learning: our head on the frozen backbone, then the last blocks fine-tuned
     hidden_dim: int = positive(256)
     dropout: float = non_negative(0.3)
     lr: float = positive(1e-3)
     batch_size: int = positive(32)
-    epochs: int = positive(15)
-    finetune_epochs: int = positive(3)
-    patience: int = positive(4)
+    epochs: int = positive(40)                     # head on cached embeddings: cheap epochs
+    patience: int = positive(8)
+    finetune_blocks: int = positive(1)             # last residual blocks unfrozen
+    finetune_lr: float = positive(1e-4)
+    finetune_epochs: int = positive(2)
+    # the small CNN from scratch, on downscaled images
+    cnn_size: int = positive(64)
+    cnn_epochs: int = positive(15)
+    cnn_lr: float = positive(2e-3)
+    # the colour baseline
+    hist_bins: int = positive(8)                   # per RGB channel
+    # active-learning labelling on cached embeddings
+    al_strategy: str = one_of("margin", AL_STRATEGIES)
     al_initial_labels: int = positive(24)
     al_batch: int = positive(24)
-    al_rounds: int = positive(20)
+    al_rounds: int = positive(12)             # 24 + 12 x 24 labels: about a quarter of the pool
+    al_pca_dims: int = positive(64)
+    al_random_repeats: int = positive(3)
     autolabel_threshold: float = fraction(0.9)
+    # embeddings
+    umap_neighbors: int = positive(15)
+    sprite_size: int = positive(48)
 
 
 @dataclass(frozen=True)
