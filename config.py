@@ -217,7 +217,7 @@ SEARCH_MODELS_DIR = MODELS_DIR / "search"
 class SearchConfig(TaskConfig):
     """ImageText_Search.ipynb: text-to-image relevance model."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_images": 160, "epochs": 4}
+    QUICK: ClassVar[dict[str, Any]] = {"n_images": 160, "epochs": 4, "contrastive_epochs": 8, "crossfit_folds": 3}
     image_encoder: str = one_of(OFFLINE_IMAGE_ENCODER, IMAGE_ENCODERS)
     text_encoder: str = one_of(OFFLINE_TEXT_ENCODER, TEXT_ENCODERS)
     # A folder in the course layout (train_dataset.csv, ExpertAnnotations.tsv, ...), read as
@@ -235,6 +235,10 @@ class SearchConfig(TaskConfig):
     val_fraction: float = fraction(0.15)        # of the rest, for early stopping
     # models
     ridge_alpha: float = positive(1.0)          # the text -> image map of the cosine baseline
+    contrastive_dim: int = positive(256)        # the shared space of the contrastive towers
+    contrastive_dropout: float = non_negative(0.5)
+    contrastive_epochs: int = positive(30)
+    crossfit_folds: int = positive(5)           # zero-shot scores of training pairs, by image fold
     linear_alpha: float = positive(1e4)         # the linear model (chosen on val: 1e2..3e4)
     proj_dim: int = positive(64)
     hidden_dim: int = positive(256)

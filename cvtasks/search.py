@@ -11,7 +11,9 @@ Models, side by side: a dummy (the mean), ridge regression on the joined vectors
 the joined vectors, an MLP on interaction features (both vectors projected to a common space:
 their element-wise product and cosine), and a zero-shot cosine baseline for ranking (a ridge
 map from text space to image space fitted on (query, its own image) pairs of the train split,
-then the cosine in image space; it never sees a vote). Regression metrics on the held-out
+then the cosine in image space; it never sees a vote), and a second zero-shot ranker,
+CLIP-style towers trained contrastively on the same pairs (their scores also feed the
+interaction network). Regression metrics on the held-out
 pairs; search metrics (NDCG@10, Recall@5 per query) on the gallery of test images.
 """
 from __future__ import annotations
@@ -44,7 +46,8 @@ from cvtasks.train import History, fit
 
 EXPERTS = ["expert_1", "expert_2", "expert_3"]
 LEARNED = ("linear", "mlp", "interaction")        # candidates for "the best model"
-MODEL_NAMES = ("dummy", *LEARNED, "cosine")
+ZERO_SHOT = ("cosine", "contrastive")               # rankers trained without votes
+MODEL_NAMES = ("dummy", *LEARNED, *ZERO_SHOT)
 SCORE_CHUNK = 16_384                               # pairs scored at once (memory bound)
 
 
@@ -175,11 +178,11 @@ class InteractionMLP(nn.Module):
     image) pairs teach about the two spaces far better than one vote per pair does. The
     projections themselves are left out of the head: with them it memorised images and queries."""
 
-    def __init__(self, d_img: int, d_txt: int, proj: int, hidden: int, dropout: float):
+    def __init__(self, d_img: int, d_txt: int, proj: int, hidden: int, dropout: float, n_priors: int = 1):
         super().__init__()
         self.img = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_img, proj))
         self.txt = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_txt, proj))
-        self.head = nn.Sequential(nn.Linear(proj + 2, hidden), nn.ReLU(), nn.Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(proj + 1 + n_priors, hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(hidden, 1))
 
     def forward(self, img: torch.Tensor, txt: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -187,7 +190,7 @@ class InteractionMLP(nn.Module):
         pt = nn.functional.normalize(self.txt(txt), dim=1)
         product = pi * pt
         cosine = product.sum(dim=1, keepdim=True)
-        features = torch.cat([product, cosine, prior[:, None]], dim=1)
+        features = torch.cat([product, cosine, prior.reshape(len(product), -1)], dim=1)
         return torch.sigmoid(self.head(features)).squeeze(1)
 
 
@@ -267,24 +270,26 @@ class LinearScorer(Scorer):
 
 class NetScorer(Scorer):
     """A torch network on standardised vectors, trained with cvtasks.train.fit (MSE). With a
-    ``prior`` (a fitted CosineScorer) the network also gets its cosine as a third input."""
+    ``priors`` (fitted zero-shot scorers) the network also gets their scores as a third input."""
 
-    def __init__(self, name: str, net: nn.Module, prior: "CosineScorer | None" = None):
-        self.name, self.net, self.prior = name, net, prior
+    def __init__(self, name: str, net: nn.Module, priors: list[Scorer] | None = None):
+        self.name, self.net, self.priors = name, net, priors or []
         self.img_scaler, self.txt_scaler = StandardScaler(), StandardScaler()
         self.history: History | None = None
 
     def _inputs(self, img, txt, prior=None) -> list[np.ndarray]:
         inputs = [self.img_scaler.transform(img).astype(np.float32), self.txt_scaler.transform(txt).astype(np.float32)]
-        if self.prior is not None:
-            inputs.append((self.prior.predict(img, txt) if prior is None else prior).astype(np.float32))
+        if self.priors:
+            if prior is None:
+                prior = np.column_stack([p.predict(img, txt) for p in self.priors])
+            inputs.append(prior.astype(np.float32))
         return inputs
 
     def fit(self, img, txt, y, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, epochs: int, lr: float,
             weight_decay: float, batch_size: int, patience: int, seed: int, train_prior: np.ndarray | None = None,
             device: Any = None, run: Any = None, progress: bool = False):
-        """``train_prior``: the prior's scores for the training pairs, cross-fitted (see
-        crossfit_cosine) so that they are no more optimistic than on new pairs."""
+        """``train_prior``: the priors' scores for the training pairs, cross-fitted (see
+        crossfit) so that they are no more optimistic than on new pairs."""
         self.img_scaler.fit(img)
         self.txt_scaler.fit(txt)
         train = _Pairs(y, *self._inputs(img, txt, train_prior))
@@ -335,6 +340,83 @@ class CosineScorer(Scorer):
         return self._unit(self.map.predict(queries)) @ self._unit(self.scaler.transform(gallery)).T
 
 
+class TwoTowers(nn.Module):
+    """CLIP-style heads on the frozen vectors: each side projected (after dropout) into a
+    shared space and normalised; ``forward`` gives the scaled cosine of every text against
+    every image in the batch (the logits of the contrastive loss), with a learned temperature."""
+
+    def __init__(self, d_img: int, d_txt: int, dim: int, dropout: float, temperature: float = 0.07):
+        super().__init__()
+        self.img = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_img, dim))
+        self.txt = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_txt, dim))
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(1 / temperature))))
+
+    def embed_images(self, img: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.img(img), dim=1)
+
+    def embed_texts(self, txt: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.txt(txt), dim=1)
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=100) * self.embed_texts(txt) @ self.embed_images(img).T
+
+
+def info_nce(logits: torch.Tensor, image_ids: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of (text, own image) pairs. Two queries of one image can
+    share a batch, so every column holding the same image counts as a match (soft targets)."""
+    match = (image_ids[:, None] == image_ids[None, :]).float()
+    target = match / match.sum(dim=1, keepdim=True)
+    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
+
+
+class ContrastiveScorer(Scorer):
+    """Zero-shot ranking by the cosine of TwoTowers trained contrastively on (query, its own
+    image) pairs: in-batch negatives teach the match without any vote."""
+
+    name = "contrastive"
+
+    def __init__(self, d_img: int, d_txt: int, dim: int, dropout: float):
+        self.net = TwoTowers(d_img, d_txt, dim, dropout)
+        self.img_scaler, self.txt_scaler = StandardScaler(), StandardScaler()
+        self.history: History | None = None
+
+    def fit(self, own_img, txt, image_ids, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, epochs: int, lr: float,
+            weight_decay: float, batch_size: int, patience: int, seed: int, device: Any = None):
+        """``image_ids``: which image each pair shows (two queries may share one)."""
+        self.img_scaler.fit(own_img)
+        self.txt_scaler.fit(txt)
+        train = _Pairs(image_ids, *self._inputs(own_img, txt))
+        valid = _Pairs(val[2], *self._inputs(val[0], val[1]))
+        gen = torch.Generator().manual_seed(seed)
+        loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen, drop_last=len(train) > batch_size)
+        # one batch: cvtasks.train.evaluate joins the batches' logits before the loss
+        val_loader = DataLoader(valid, batch_size=len(valid))
+        opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
+        with _one_thread():
+            self.history = fit(self.net, loader, val_loader, epochs=epochs, optimizer=opt, loss_fn=info_nce,
+                               monitor="val/loss", mode="min", patience=patience, device=device, seed=seed,
+                               progress=False)
+        self.net.cpu().eval()
+        return self
+
+    def _inputs(self, img, txt) -> list[np.ndarray]:
+        return [self.img_scaler.transform(img).astype(np.float32), self.txt_scaler.transform(txt).astype(np.float32)]
+
+    @torch.no_grad()
+    def _embed(self, img, txt) -> tuple[torch.Tensor, torch.Tensor]:
+        img, txt = (torch.from_numpy(x) for x in self._inputs(img, txt))
+        return self.net.embed_images(img), self.net.embed_texts(txt)
+
+    def predict(self, img, txt):
+        ei, et = self._embed(img, txt)
+        return (ei * et).sum(dim=1).numpy().astype(float)
+
+    def score_gallery(self, gallery, queries):
+        ei, _ = self._embed(gallery, np.zeros((len(gallery), self.txt_scaler.n_features_in_)))
+        _, et = self._embed(np.zeros((len(queries), self.img_scaler.n_features_in_)), queries)
+        return (et @ ei.T).numpy().astype(float)
+
+
 def own_image_rows(pairs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     """The rows (among ``rows``) that pair a query with the image it was written for
     (query id ``<image>#<n>``)."""
@@ -382,6 +464,7 @@ class Experiment:
     models: dict[str, Scorer] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     per_query: dict[str, pd.DataFrame] = field(default_factory=dict)
+    priors: Priors | None = None
     best: str = ""
 
     def table(self) -> pd.DataFrame:
@@ -415,29 +498,58 @@ class _Prefixed:
         self.run.log({f"{self.prefix}/{k}": v for k, v in row.items()})
 
 
-def crossfit_cosine(feats: Features, pairs: pd.DataFrame, rows: np.ndarray, alpha: float,
-                    folds: int = 5) -> np.ndarray:
-    """Zero-shot cosines of ``rows``, each from a map fitted without that row's image (folds
-    grouped by image): in-sample cosines of own-image pairs would be too good to trust."""
+def fit_zero_shot(kind: str, cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, rows: np.ndarray,
+                  val_rows: np.ndarray, device: Any = None) -> Scorer:
+    """The "cosine" (ridge map) or "contrastive" (TwoTowers) scorer, fitted on the (query, own
+    image) pairs among ``rows``; the contrastive one stops early on those among ``val_rows``."""
+    own = own_image_rows(pairs, rows)
+    if len(own) == 0:
+        raise ValueError(f"the {kind} baseline needs training pairs of a query and its own image "
+                         "(query id '<image>#<n>'); none found")
+    if kind == "cosine":
+        return CosineScorer(cfg.ridge_alpha).fit(*feats.pairs(own))
+    seed_everything(cfg.seed)
+    val_own = own_image_rows(pairs, val_rows)
+    scorer = ContrastiveScorer(feats.train_images.shape[1], feats.queries.shape[1], cfg.contrastive_dim,
+                               cfg.contrastive_dropout)
+    return scorer.fit(*feats.pairs(own), feats.pair_image[own], (*feats.pairs(val_own), feats.pair_image[val_own]),
+                      epochs=cfg.contrastive_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      batch_size=cfg.batch_size, patience=cfg.patience, seed=cfg.seed, device=device)
+
+
+def crossfit(kind: str, cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, rows: np.ndarray,
+             val_rows: np.ndarray, device: Any = None) -> np.ndarray:
+    """Zero-shot scores of ``rows``, each from a scorer fitted without that row's image (folds
+    grouped by image): in-sample scores of own-image pairs would be too good to trust."""
     groups = pairs.image.to_numpy()[rows]
     out = np.zeros(len(rows))
-    for fit_part, score_part in GroupKFold(n_splits=min(folds, len(set(groups)))).split(rows, groups=groups):
-        own = own_image_rows(pairs, rows[fit_part])
-        out[score_part] = CosineScorer(alpha).fit(*feats.pairs(own)).predict(*feats.pairs(rows[score_part]))
+    for fit_part, score_part in GroupKFold(n_splits=min(cfg.crossfit_folds, len(set(groups)))).split(rows, groups=groups):
+        scorer = fit_zero_shot(kind, cfg, feats, pairs, rows[fit_part], val_rows, device)
+        out[score_part] = scorer.predict(*feats.pairs(rows[score_part]))
     return out
 
 
-def fit_cosine(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, rows: np.ndarray) -> "CosineScorer":
-    own = own_image_rows(pairs, rows)
-    if len(own) == 0:
-        raise ValueError("the cosine baseline needs training pairs of a query and its own image "
-                         "(query id '<image>#<n>'); none found")
-    return CosineScorer(cfg.ridge_alpha).fit(*feats.pairs(own))
+@dataclass
+class Priors:
+    """The zero-shot scorers the interaction network takes as inputs, fitted on the train
+    split, and their cross-fitted scores of the training pairs."""
+
+    scorers: dict[str, Scorer]
+    train_scores: np.ndarray     # (train pairs, len(scorers))
+
+
+def fit_priors(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, split: dict[str, np.ndarray],
+               device: Any = None) -> Priors:
+    tr, va = split["train"], split["val"]
+    scorers = {kind: fit_zero_shot(kind, cfg, feats, pairs, tr, va, device) for kind in ZERO_SHOT}
+    scores = np.column_stack([crossfit(kind, cfg, feats, pairs, tr, va, device) for kind in ZERO_SHOT])
+    return Priors(scorers, scores)
 
 
 def fit_net(kind: str, cfg: config.SearchConfig, feats: Features, target: np.ndarray, split: dict[str, np.ndarray],
-            pairs: pd.DataFrame, device: Any = None, run: Any = None, progress: bool = False) -> NetScorer:
-    """Train the "mlp" (joined vectors) or the "interaction" network on the train split."""
+            priors: Priors | None = None, device: Any = None, run: Any = None, progress: bool = False) -> NetScorer:
+    """Train the "mlp" (joined vectors) or the "interaction" network (needs ``priors``) on the
+    train split."""
     seed_everything(cfg.seed)   # the same initial weights on every run
     d_img, d_txt = feats.train_images.shape[1], feats.queries.shape[1]
     tr, va = split["train"], split["val"]
@@ -445,9 +557,12 @@ def fit_net(kind: str, cfg: config.SearchConfig, feats: Features, target: np.nda
         scorer = NetScorer(kind, ConcatMLP(d_img, d_txt, cfg.hidden_dim, cfg.dropout))
         train_prior = None
     else:
-        scorer = NetScorer(kind, InteractionMLP(d_img, d_txt, cfg.proj_dim, cfg.hidden_dim, cfg.dropout),
-                           prior=fit_cosine(cfg, feats, pairs, tr))
-        train_prior = crossfit_cosine(feats, pairs, tr, cfg.ridge_alpha)
+        if priors is None:
+            raise ValueError("the interaction network needs the fitted zero-shot priors (fit_priors)")
+        scorer = NetScorer(kind, InteractionMLP(d_img, d_txt, cfg.proj_dim, cfg.hidden_dim, cfg.dropout,
+                                                n_priors=len(priors.scorers)),
+                           priors=list(priors.scorers.values()))
+        train_prior = priors.train_scores
     return scorer.fit(*feats.pairs(tr), target[tr], (*feats.pairs(va), target[va]), epochs=cfg.epochs, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, patience=cfg.patience,
                       seed=cfg.seed, train_prior=train_prior, device=device,
@@ -457,7 +572,7 @@ def fit_net(kind: str, cfg: config.SearchConfig, feats: Features, target: np.nda
 def evaluate(exp: Experiment, name: str, scorer: Scorer) -> None:
     """Val/test regression metrics (against the experts' target) and gallery search metrics."""
     expert = expert_target(exp.data.pairs[EXPERTS].to_numpy())
-    if name != "cosine":
+    if name not in ZERO_SHOT:
         for part in ("val", "test"):
             rows = exp.split[part]
             exp.metrics.update(regression_metrics(expert[rows], scorer.predict(*exp.features.pairs(rows)),
@@ -479,9 +594,10 @@ def run_experiment(cfg: config.SearchConfig, *, device: Any = None, run: Any = N
     tr = split["train"]
     exp.models["dummy"] = DummyScorer().fit(*feats.pairs(tr), target[tr])
     exp.models["linear"] = LinearScorer(cfg.linear_alpha).fit(*feats.pairs(tr), target[tr])
+    exp.priors = fit_priors(cfg, feats, data.pairs, split, device)
     for kind in ("mlp", "interaction"):
-        exp.models[kind] = fit_net(kind, cfg, feats, target, split, data.pairs, device, run, progress)
-    exp.models["cosine"] = fit_cosine(cfg, feats, data.pairs, tr)
+        exp.models[kind] = fit_net(kind, cfg, feats, target, split, exp.priors, device, run, progress)
+    exp.models.update(exp.priors.scorers)
     for name, scorer in exp.models.items():
         evaluate(exp, name, scorer)
     exp.best = max(LEARNED, key=lambda n: exp.metrics[f"{n}/val/r2"])
@@ -500,7 +616,7 @@ def crowd_blend_effect(exp: Experiment, weights: tuple[float, ...] = (0.0, 0.25,
             scorer: Scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
                                                                     target[exp.split["train"]])
         else:
-            scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.data.pairs, device)
+            scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.priors, device)
         probe = Experiment(exp.cfg, exp.data, exp.features, exp.split, target)
         evaluate(probe, kind, scorer)
         prefix = f"{kind}/test/"

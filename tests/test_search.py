@@ -51,6 +51,37 @@ def test_ranking_metrics_by_hand():
     assert worst["m/ndcg@3"] == pytest.approx((0.5 / np.log2(3) + 1.0 / np.log2(4)) / ideal)
 
 
+def test_info_nce_counts_every_copy_of_an_image_as_a_match():
+    import torch
+
+    logits = torch.tensor([[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
+    # rows 0 and 1 show one image: half the target on each copy; cross-entropy by hand
+    shared = search.info_nce(logits, torch.tensor([0.0, 0.0, 1.0]))
+    assert shared.item() == pytest.approx((2 * np.log(2 + np.exp(-10)) + np.log(1 + 2 * np.exp(-10))) / 3, rel=1e-5)
+    # three distinct images, each text sure of its own: almost no loss
+    assert search.info_nce(10 * torch.eye(3), torch.tensor([0.0, 1.0, 2.0])).item() == pytest.approx(
+        np.log(1 + 2 * np.exp(-10)), rel=1e-3)
+
+
+def test_contrastive_towers_align_matching_pairs():
+    """Texts are a fixed linear view of their images plus noise: after training on 200 pairs,
+    held-out texts find their own image far above chance, and matching pairs score higher."""
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(260, 40))
+    txt = img @ rng.normal(size=(40, 12)) + 0.3 * rng.normal(size=(260, 12))
+    ids = np.arange(260, dtype=float)
+    scorer = search.ContrastiveScorer(40, 12, dim=16, dropout=0.0).fit(
+        img[:200], txt[:200], ids[:200], (img[200:230], txt[200:230], ids[200:230]), epochs=30, lr=1e-2,
+        weight_decay=0.0, batch_size=64, patience=30, seed=0)
+    held = slice(230, 260)
+    scores = scorer.score_gallery(img[held], txt[held])                  # (30 queries, 30 images)
+    assert (scores.argmax(axis=1) == np.arange(30)).mean() > 0.5         # chance: 1/30
+    matched = scorer.predict(img[held], txt[held])
+    shuffled = scorer.predict(img[held], txt[held][::-1])
+    assert matched.mean() > shuffled.mean() + 0.3
+    assert scores[np.arange(30), np.arange(30)] == pytest.approx(matched)
+
+
 def test_gallery_gains_use_test_votes_and_the_own_image(tmp_path):
     root = write_course_layout(tmp_path / "course")
     (root / "test_annotations.tsv").write_text("t1.jpg\tt0.png#0\t2\t3\t3\n")
@@ -77,7 +108,7 @@ def test_end_to_end_and_cli_search(tiny, monkeypatch, capsys):
     monkeypatch.setattr(config, "SEARCH_MODELS_DIR", tmp / "models")
     metrics = search.run(cfg)
     for key in ("test/mae", "test/rmse", "test/r2", "dummy/test/mae", "test/ndcg@10", "cosine/test/ndcg@10",
-                "test/recall@5", "linear/test/r2", "mlp/test/r2", "interaction/test/r2"):
+                "contrastive/test/ndcg@10", "test/recall@5", "linear/test/r2", "mlp/test/r2", "interaction/test/r2"):
         assert np.isfinite(metrics[key]), key
     assert metrics["dummy/test/recall@5"] == pytest.approx(5 / 6)   # a constant ranks by chance: k / n
     saved = list((tmp / "models").glob("search-*.joblib"))
