@@ -227,8 +227,8 @@ class FashionConfig(TaskConfig):
     """Fashion_Classification.ipynb: product category classifier (defaults from params.yaml)."""
 
     QUICK: ClassVar[dict[str, Any]] = {"model": "baseline", "augment": "", "train_size": 4000,
-                                       "val_size": 1000, "epochs": 2, "batch_size": 64, "study_train_size": 500,
-                                       "study_val_size": 300, "study_epochs": 1, "train_eval_size": 1000}
+                                       "val_size": 1000, "epochs": 2, "batch_size": 64, "study_train_size": 300,
+                                       "study_val_size": 200, "study_epochs": 1, "train_eval_size": 500}
     mnist_dir: Path = FASHION_MNIST_DIR   # the IDX files; torchvision's downloader gives the same
     model: str = one_of(_fp("model", "resnet"), ("baseline", "resnet", "mobilenet"))
     width: int = positive(_fp("width", 24))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -223,9 +224,13 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
     checkpoint = Path(checkpoint or default_model_path(cfg))
     key = training_key(cfg)
     if reuse and checkpoint.exists():
-        model, meta = load_classifier(checkpoint)
-        if meta.get("training_key") == key:
-            return model, meta
+        try:
+            model, meta = load_classifier(checkpoint)
+        except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:  # unreadable: retrain
+            print(f"checkpoint {checkpoint} is unreadable ({type(err).__name__}: {err}); retraining")
+        else:
+            if meta.get("training_key") == key:
+                return model, meta
     model, history = train_model(data, cfg, device=device, run=run, progress=progress)
     mean, std = data.mean_std
     meta = {"training_key": key, "classes": list(data.classes), "mean": mean, "std": std,
@@ -357,20 +362,22 @@ def regularisation_study(data: FashionData, cfg: config.FashionConfig, device=No
 
 # --- stages ---------------------------------------------------------------------------------
 def evaluate_model(model: nn.Module, meta: dict[str, Any], data: FashionData, cfg: config.FashionConfig,
-                   device=None) -> dict[str, float]:
-    """Test-set metrics plus train-split metrics on ``train_eval_size`` training images."""
-    test, _ = evaluate_split(model, data.x_test, data.y_test, meta, "test", device)
+                   device=None) -> tuple[dict[str, float], np.ndarray]:
+    """Test-set metrics plus train-split metrics on ``train_eval_size`` training images, and the
+    test set's class probabilities."""
+    test, probs = evaluate_split(model, data.x_test, data.y_test, meta, "test", device)
     small = data.subset(cfg.train_eval_size, cfg.val_size, cfg.seed)
     train, _ = evaluate_split(model, small.x_train, small.y_train, meta, "train", device)
-    return {**test, **train, "train/seconds": float(meta["train_seconds"]),
-            "train/epochs": len(meta["history"]), "model/parameters": int(meta["parameters"])}
+    metrics = {**test, **train, "train/seconds": float(meta["train_seconds"]),
+               "train/epochs": len(meta["history"]), "model/parameters": int(meta["parameters"])}
+    return metrics, probs
 
 
 def run(cfg: config.FashionConfig, device: str | torch.device | None = None) -> dict[str, float]:
     """prepare -> train (or reuse) -> evaluate; the flat metrics of the test (and train) split."""
     data = prepare_data(cfg)
     model, meta = train_final(cfg, data, device=device)
-    return evaluate_model(model, meta, data, cfg, device)
+    return evaluate_model(model, meta, data, cfg, device)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model at {model_path}: best epoch {meta['best_epoch']}, {meta['train_seconds']:.0f} s")
     else:
         model, meta = load_classifier(model_path)
-        metrics = evaluate_model(model, meta, load_data(args.data), cfg)
+        metrics, _ = evaluate_model(model, meta, load_data(args.data), cfg)
         path = (atomic_write_text(args.metrics, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
                 if args.metrics else write_metrics("fashion", metrics, quick=quick))
         print(json.dumps(metrics, indent=2, sort_keys=True))

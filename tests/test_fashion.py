@@ -123,7 +123,8 @@ def test_small_run_learns_and_its_checkpoint_is_reused(tmp_path, monkeypatch):
     cfg = config.get("fashion", quick=True, train_size=1000, val_size=500, epochs=2, train_eval_size=500)
     data = fashion.prepare_data(cfg)
     model, meta = fashion.train_final(cfg, data, tmp_path / "m.pt", device="cpu")
-    metrics = fashion.evaluate_model(model, meta, data, cfg, device="cpu")
+    metrics, probs = fashion.evaluate_model(model, meta, data, cfg, device="cpu")
+    assert probs.shape == (10000, 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
     for key in ("test/accuracy", "test/top3", "test/macro_f1", "test/min_class_precision", "test/min_class_recall"):
         assert 0 <= metrics[key] <= 1
     assert metrics["test/accuracy"] > 0.6 and metrics["test/top3"] > metrics["test/accuracy"]
@@ -167,3 +168,27 @@ def test_dvc_repro_in_quick_mode_from_a_fresh_clone(tmp_path):
     assert "test/macro_f1" in shown
     status = subprocess.run(dvc + ["status"], cwd=repo, env=env, capture_output=True, text=True, check=True)
     assert "up to date" in status.stdout.lower()
+
+
+def test_unreadable_checkpoint_is_retrained_and_saved_with_its_metadata(tmp_path, monkeypatch, capsys):
+    from cvtasks.train import History
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"not a checkpoint")
+    cfg = config.get("fashion", quick=True)
+    images = np.full((20, 28, 28), 51, np.uint8)
+    data = fashion.FashionData(*(images, np.arange(20) % 10) * 3)
+    calls = []
+
+    def fake_train(data, cfg, **kwargs):
+        calls.append(cfg)
+        history = History("val/acc", "max", epochs=[{"epoch": 1, "val/acc": 0.5}], best_epoch=1, seconds=2.0)
+        return create_fashion_net(cfg.model, width=cfg.width), history
+
+    monkeypatch.setattr(fashion, "train_model", fake_train)
+    fashion.train_final(cfg, data, path)
+    assert len(calls) == 1 and "unreadable" in capsys.readouterr().out
+    model, meta = fashion.load_classifier(path)
+    assert meta["training_key"] == fashion.training_key(cfg) and meta["classes"][0] == "T-shirt/top"
+    assert meta["mean"] == pytest.approx(0.2) and meta["std"] == pytest.approx(0.0, abs=1e-6)
+    assert meta["arch"] == {"name": cfg.model, "width": cfg.width, "dropout": cfg.dropout, "batchnorm": cfg.batchnorm}
