@@ -195,19 +195,78 @@ class SearchConfig(TaskConfig):
     top_k: int = positive(10)
 
 
+# Fashion: params.yaml (DVC's parameter file) is the one source of the classifier's defaults; the
+# literals below apply only where that file lacks a key. The trained model and its metadata
+# (class names, mean/std, architecture) go to FASHION_MODEL for the service issue to load.
+PARAMS_FILE = ROOT / "params.yaml"
+FASHION_DATA = DATA_DIR / "fashion" / "fashion_mnist.npz"   # the prepared splits (dvc stage prepare)
+FASHION_MODEL = MODELS_DIR / "fashion" / "model.pt"          # checkpoint + metadata (dvc stage train)
+FASHION_AUGMENTS = ("crop", "flip", "rotate", "brightness")
+# The issue's targets on the 10k test set (the project documents ask accuracy >= 0.90, macro-F1 >= 0.88).
+FASHION_TARGETS = {"test/accuracy": 0.94, "test/top3": 0.99, "test/macro_f1": 0.94,
+                   "test/min_class_precision": 0.85, "test/min_class_recall": 0.85}
+
+
+def _params(section: str) -> dict[str, Any]:
+    if not PARAMS_FILE.exists():
+        return {}
+    import yaml
+
+    return dict((yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")) or {}).get(section) or {})
+
+
+_FASHION_PARAMS = _params("fashion")
+
+
+def _fp(name: str, default: Any) -> Any:
+    return _FASHION_PARAMS.get(name, default)
+
+
 @dataclass(frozen=True)
 class FashionConfig(TaskConfig):
-    """Fashion_Classification.ipynb: product category classifier."""
+    """Fashion_Classification.ipynb: product category classifier (defaults from params.yaml)."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"train_size": 6000, "epochs": 2}
-    mnist_dir: Path = FASHION_MNIST_DIR
-    train_size: int = positive(55_000)   # of the 60k training images; the rest up to val_size
-    val_size: int = positive(5000)       # held out from the 60k training images
-    lr: float = positive(1e-3)
-    batch_size: int = positive(128)
-    dropout: float = non_negative(0.3)
-    epochs: int = positive(15)
-    patience: int = positive(4)
+    QUICK: ClassVar[dict[str, Any]] = {"model": "baseline", "augment": "", "train_size": 4000,
+                                       "val_size": 1000, "epochs": 2, "batch_size": 64, "study_train_size": 500,
+                                       "study_val_size": 300, "study_epochs": 1, "train_eval_size": 1000}
+    mnist_dir: Path = FASHION_MNIST_DIR   # the IDX files; torchvision's downloader gives the same
+    model: str = one_of(_fp("model", "resnet"), ("baseline", "resnet", "mobilenet"))
+    width: int = positive(_fp("width", 24))
+    dropout: float = non_negative(_fp("dropout", 0.3))
+    batchnorm: bool = _fp("batchnorm", True)
+    augment: str = _fp("augment", "crop,flip")   # "" or "none": no augmentation
+    optimizer: str = one_of(_fp("optimizer", "adamw"), ("adam", "sgd", "adamw"))
+    lr: float = positive(_fp("lr", 3e-3))
+    weight_decay: float = non_negative(_fp("weight_decay", 5e-4))
+    label_smoothing: float = non_negative(_fp("label_smoothing", 0.1))
+    batch_size: int = positive(_fp("batch_size", 256))
+    epochs: int = positive(_fp("epochs", 4))
+    train_size: int = positive(_fp("train_size", 55_000))  # of the 60k, after the validation hold-out
+    val_size: int = positive(_fp("val_size", 5000))        # held out from the 60k training images
+    # the notebook's experiments: a subset, few epochs; the hyperparameter and regularisation
+    # studies use study_model (cheap on a CPU), the architecture comparison all three families
+    study_model: str = one_of("baseline", ("baseline", "resnet", "mobilenet"))
+    study_train_size: int = positive(2000)
+    study_val_size: int = positive(1000)
+    study_epochs: int = positive(2)
+    train_eval_size: int = positive(10_000)   # training images scored for the train-vs-test table
+    worst_k: int = positive(16)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.dropout < 1:
+            raise ConfigError(f"FashionConfig.dropout = {self.dropout!r}: must be < 1")
+        if self.train_size + self.val_size > 60_000:
+            raise ConfigError(f"FashionConfig.train_size + val_size = {self.train_size + self.val_size}: "
+                              "must be <= 60000 (the Fashion-MNIST training set)")
+        bad = set(self.augments) - set(FASHION_AUGMENTS)
+        if bad:
+            raise ConfigError(f"FashionConfig.augment = {self.augment!r}: unknown {', '.join(sorted(bad))}; "
+                              f"use any of {', '.join(FASHION_AUGMENTS)} or 'none'")
+
+    @property
+    def augments(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.augment.split(",") if a.strip() and a.strip() != "none")
 
 
 SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.onnx, from `export`
