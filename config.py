@@ -276,7 +276,8 @@ SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.on
 class ServeConfig(TaskConfig):
     """The fashion classifier's web service and its load test."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"bench_seconds": 3.0, "bench_rates": (50,), "bench_max_requests": 600}
+    QUICK: ClassVar[dict[str, Any]] = {"bench_seconds": 3.0, "bench_rates": (50,), "bench_max_requests": 600,
+                                       "model_path": SERVE_MODEL_DIR / "quick" / "model.int8.onnx"}
     host: str = "127.0.0.1"
     port: int = positive(8000)
     backend: str = one_of("onnx", ("onnx", "torch"))

@@ -11,7 +11,6 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,15 +21,7 @@ from cvtasks.serve.backends import OnnxClassifier
 from cvtasks.serve.batching import MicroBatcher
 from cvtasks.serve.export import export_onnx
 from cvtasks.serve.imaging import decode
-
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def tiny_net():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                               torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
-
+from tests.serve_fixtures import CLASSES, encode, garment, tiny_net
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
@@ -47,22 +38,6 @@ def client(onnx_model):
     app = create_app(lambda: OnnxClassifier(onnx_model), settings(max_upload_bytes=200_000, max_files_per_batch=4))
     with TestClient(app) as c:
         yield c
-
-
-def encode(array, fmt="PNG", mode=None, **kw):
-    image = Image.fromarray(array)
-    if mode:
-        image = image.convert(mode)
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def garment(size=28):
-    """A light shape on black, like a Fashion-MNIST image."""
-    a = np.zeros((size, size), np.uint8)
-    a[size // 5: -size // 5, size // 4: -size // 4] = 200
-    return a
 
 
 def png_with_declared_size(width, height):

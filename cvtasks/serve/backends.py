@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 
 class OnnxClassifier:
@@ -39,7 +38,10 @@ class OnnxClassifier:
 class TorchClassifier:
     """PyTorch eager: the naive baseline the service is compared with."""
 
-    def __init__(self, model: torch.nn.Module, classes: list[str], version: str, threads: int | None = None):
+    def __init__(self, model, classes: list[str], version: str, threads: int | None = None):
+        import torch  # only this backend needs it: the ONNX service starts without torch
+
+        self._torch = torch
         if threads:
             torch.set_num_threads(threads)
         self.model = model.eval()
@@ -47,6 +49,6 @@ class TorchClassifier:
         self.version = version
         self.name = "torch-eager"
 
-    @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+        with self._torch.no_grad():
+            return self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()

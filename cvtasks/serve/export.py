@@ -111,3 +111,37 @@ def quantize_int8(fp32: str | Path, int8: str | Path, calibration: np.ndarray) -
     _with_metadata(int8, json.loads(next(p.value for p in meta if p.key == "classes")),
                    next(p.value for p in meta if p.key == "version"))
     return int8
+
+
+def export_fashion(checkpoint: str | Path, data: Any, out_dir: str | Path,
+                   calibration_size: int = 1000) -> dict[str, float]:
+    """Export the trained Fashion model to FP32 and INT8 ONNX in ``out_dir``; check both.
+
+    Parity and accuracies are measured on the whole test set; the INT8 calibration uses the
+    first ``calibration_size`` training images (never test images).
+    """
+    from cvtasks.fashion import load_classifier
+
+    out_dir = Path(out_dir)
+    model, meta = load_classifier(checkpoint)
+    fp32 = export_onnx(model, meta, out_dir / "model.onnx")
+    x_test = data.x_test.astype(np.float32) / 255.0
+    reference = torch_probs(model, meta, x_test)
+    p_fp32 = onnx_probs(fp32, x_test)
+    int8 = quantize_int8(fp32, out_dir / "model.int8.onnx", data.x_train[:calibration_size].astype(np.float32) / 255.0)
+    p_int8 = onnx_probs(int8, x_test)
+    acc = {name: float((p.argmax(1) == data.y_test).mean())
+           for name, p in (("torch", reference), ("fp32", p_fp32), ("int8", p_int8))}
+    fp32_parity, int8_parity = parity(reference, p_fp32), parity(reference, p_int8)
+    return {
+        "export/onnx_max_abs_diff": fp32_parity["max_abs_diff"],
+        "export/onnx_top1_agreement": fp32_parity["top1_agreement"],
+        "export/int8_top1_agreement": int8_parity["top1_agreement"],
+        "export/torch_test_accuracy": acc["torch"],
+        "export/fp32_test_accuracy": acc["fp32"],
+        "export/int8_test_accuracy": acc["int8"],
+        "export/int8_accuracy_drop_points": 100 * (acc["fp32"] - acc["int8"]),
+        "export/checkpoint_mb": Path(checkpoint).stat().st_size / 2**20,
+        "export/fp32_mb": fp32.stat().st_size / 2**20,
+        "export/int8_mb": int8.stat().st_size / 2**20,
+    }
