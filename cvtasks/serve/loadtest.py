@@ -259,6 +259,7 @@ def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
 
     service = measure_service("onnx", int8, payloads, settings, log_dir,
                               max_batch=settings.max_batch, rates=settings.bench_rates)
+    unbatched = measure_service("onnx", int8, payloads, settings, log_dir, max_batch=1, rates=())
     naive = measure_service("torch", checkpoint, payloads, settings, log_dir, max_batch=1, rates=())
     saturation = lambda result: result["runs"][-1]["rps"]  # noqa: E731
     at = {run["offered_rps"]: run for run in service["runs"] if run["offered_rps"]}
@@ -272,8 +273,9 @@ def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
         "saturation >= 2x naive": saturation(service) >= 2 * saturation(naive),
         "model_mb<=100": int8.stat().st_size / 2**20 <= 100,
     }
-    return {"quick": quick, "service": service, "naive_baseline": naive,
+    return {"quick": quick, "service": service, "onnx_without_batching": unbatched, "naive_baseline": naive,
             "throughput_ratio_vs_naive": round(saturation(service) / max(saturation(naive), 1e-9), 2),
+            "micro_batching_gain": round(saturation(service) / max(saturation(unbatched), 1e-9), 2),
             "inference_ms": inference, "model_mb": {"int8": round(int8.stat().st_size / 2**20, 3),
                                                    "fp32": round(fp32.stat().st_size / 2**20, 3)},
             "goals_met": goals}
