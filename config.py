@@ -330,19 +330,32 @@ class FashionConfig(TaskConfig):
         return tuple(a.strip() for a in self.augment.split(",") if a.strip() and a.strip() != "none")
 
 
+SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.onnx, from `export`
+
+
 @dataclass(frozen=True)
 class ServeConfig(TaskConfig):
-    """The fashion classifier's web service."""
+    """The fashion classifier's web service and its load test."""
 
+    QUICK: ClassVar[dict[str, Any]] = {"bench_seconds": 3.0, "bench_rates": (50,), "bench_max_requests": 600,
+                                       "model_path": SERVE_MODEL_DIR / "quick" / "model.int8.onnx"}
     host: str = "127.0.0.1"
     port: int = positive(8000)
-    threads: int = positive(2)
-    max_batch: int = positive(32)
-    max_wait_ms: float = non_negative(2.0)
+    backend: str = one_of("onnx", ("onnx", "torch"))
+    model_path: Path = SERVE_MODEL_DIR / "model.int8.onnx"
+    threads: int = positive(1)                 # onnxruntime intra-op threads per model call
+    max_batch: int = positive(32)              # images per model call
+    max_wait_ms: float = non_negative(2.0)     # how long a batch waits to fill
     max_upload_bytes: int = positive(10 * 1024 * 1024)
     max_files_per_batch: int = positive(64)
-    max_image_pixels: int = positive(40_000_000)
+    max_image_pixels: int = positive(40_000_000)   # declared width x height; bigger is refused
     top_k: int = positive(3)
+    graceful_shutdown_s: int = positive(5)
+    # load test (python -m cvtasks bench serve): fixed rates, then saturation
+    bench_rates: tuple[int, ...] = (100, 300)
+    bench_seconds: float = positive(10.0)       # each run is bounded in time ...
+    bench_max_requests: int = positive(5000)   # ... and in count
+    bench_concurrency: int = positive(32)      # in-flight requests at saturation
 
 
 TASKS: dict[str, type[TaskConfig]] = {

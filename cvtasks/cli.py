@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import config
 
@@ -60,6 +61,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from cvtasks.fashion import default_model_path, prepare_data
+    from cvtasks.io import write_metrics
+    from cvtasks.serve.export import export_fashion
+
+    quick = _quick(args)
+    fashion_cfg, serve_cfg = config.get("fashion", quick=quick), config.get("serve", quick=quick)
+    checkpoint = default_model_path(fashion_cfg)
+    if not checkpoint.exists():
+        print(f"no trained model at {checkpoint}: run `python -m cvtasks run fashion"
+              f"{' --quick' if quick else ''}` first", file=sys.stderr)
+        return 2
+    metrics = export_fashion(checkpoint, prepare_data(fashion_cfg), serve_cfg.model_path.parent)
+    path = write_metrics("fashion", metrics, quick=quick, name="export")
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"wrote {serve_cfg.model_path.parent}/model.onnx, model.int8.onnx and {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cvtasks.serve.server import serve
+
+    quick = _quick(args)
+    overrides = {k: v for k, v in {"backend": args.backend, "model_path": args.model, "host": args.host,
+                                   "port": args.port, "threads": args.threads, "max_batch": args.max_batch,
+                                   "max_wait_ms": args.max_wait_ms}.items() if v is not None}
+    settings = config.get("serve", quick=quick, **overrides)
+    if not settings.model_path.exists():
+        print(f"no model at {settings.model_path}: run `python -m cvtasks export"
+              f"{' --quick' if quick else ''}` (or pass --model)", file=sys.stderr)
+        return 2
+    serve(settings.backend, settings.model_path, settings)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cvtasks.io import atomic_write_text, metrics_path
+    from cvtasks.serve.loadtest import bench_serve
+
+    quick = _quick(args)
+    out = metrics_path("fashion", quick, name="bench_serve")
+    try:
+        summary = bench_serve(quick, log_dir=out.parent / "bench_logs")
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 2
+    text = json.dumps(summary, indent=2)
+    atomic_write_text(out, text + "\n")
+    print(text)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_encoders(args: argparse.Namespace) -> int:
     print("image encoders:", ", ".join(config.IMAGE_ENCODERS), f"(offline: {config.OFFLINE_IMAGE_ENCODER})")
     print("text encoders: ", ", ".join(config.TEXT_ENCODERS), f"(offline: {config.OFFLINE_TEXT_ENCODER})")
@@ -104,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=int, default=config.SearchConfig.top_k, help="how many images to list")
     search.add_argument("--quick", action="store_true", help="the quick-mode model (trained if missing)")
     search.set_defaults(func=cmd_search)
+
+    export = sub.add_parser("export", help="export the trained fashion model to ONNX FP32 + INT8, with checks")
+    export.add_argument("--quick", action="store_true", help="the quick model (models/fashion/quick/)")
+    export.set_defaults(func=cmd_export)
+
+    serve = sub.add_parser("serve", help="run the fashion classifier service (FastAPI, uvicorn)")
+    serve.add_argument("--backend", choices=["onnx", "torch"], help="default: onnx (the INT8 model)")
+    serve.add_argument("--model", type=Path, help="ONNX file, or the training checkpoint for --backend torch")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--threads", type=int, help="model threads")
+    serve.add_argument("--max-batch", type=int, help="micro-batch size (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, help="how long a micro-batch waits to fill")
+    serve.add_argument("--quick", action="store_true", help="serve the quick model")
+    serve.set_defaults(func=cmd_serve)
+
+    bench = sub.add_parser("bench", help="benchmarks: `bench serve` load-tests the service on loopback")
+    bench.add_argument("target", choices=["serve"])
+    bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
+    bench.set_defaults(func=cmd_bench)
 
     encoders = sub.add_parser("encoders", help="list the pretrained encoders and which work offline")
     encoders.set_defaults(func=cmd_encoders)

@@ -48,18 +48,18 @@ def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return flat
 
 
-def metrics_path(task: str, quick: bool = False) -> Path:
-    """reports/<task>/metrics.json; quick runs go to reports/<task>/quick/ (git-ignored) so
+def metrics_path(task: str, quick: bool = False, name: str = "metrics") -> Path:
+    """reports/<task>/<name>.json; quick runs go to reports/<task>/quick/ (git-ignored) so
     that a smoke run never overwrites the figures of the committed full run."""
     folder = config.REPORTS_DIR / task
-    return (folder / "quick" if quick else folder) / "metrics.json"
+    return (folder / "quick" if quick else folder) / f"{name}.json"
 
 
-def write_metrics(task: str, metrics: Mapping[str, Any], quick: bool = False) -> Path:
-    """Write the task's metrics.json: flat, slash-named, sorted keys (``dvc metrics show``)."""
+def write_metrics(task: str, metrics: Mapping[str, Any], quick: bool = False, name: str = "metrics") -> Path:
+    """Write the task's metrics file: flat, slash-named, sorted keys (``dvc metrics show``)."""
     flat = _check_metrics(metrics)
-    return atomic_write_text(metrics_path(task, quick), json.dumps(flat, indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(metrics_path(task, quick, name), json.dumps(flat, indent=2, sort_keys=True) + "\n")
 
 
-def read_metrics(task: str, quick: bool = False) -> dict[str, float]:
-    return json.loads(metrics_path(task, quick).read_text(encoding="utf-8"))
+def read_metrics(task: str, quick: bool = False, name: str = "metrics") -> dict[str, float]:
+    return json.loads(metrics_path(task, quick, name).read_text(encoding="utf-8"))

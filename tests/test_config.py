@@ -11,7 +11,8 @@ def test_defaults_are_valid_and_quick_shrinks(task):
     assert full.seed == quick.seed == config.SEED
     for name, value in type(full).QUICK.items():
         assert getattr(quick, name) == value
-        assert value <= getattr(full, name), f"{task}.{name}: quick must not be larger"
+        if isinstance(value, (int, float)):
+            assert value <= getattr(full, name), f"{task}.{name}: quick must not be larger"
 
 
 def test_quick_switch_follows_environment(monkeypatch):
