@@ -331,6 +331,12 @@ class FashionConfig(TaskConfig):
 
 
 SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.onnx, from `export`
+# The project documents' service-level target, and the load test's own goals on this machine.
+SERVE_SLO = {"mean_ms": 200, "p95_ms": 300, "rps": 100, "error_rate": 0.01, "memory_mb": 2048,
+             "cpu_percent_at_100rps": 70, "inference_ms": 50, "model_mb": 100, "cold_start_s": 5}
+SERVE_GOALS = {"rps": 300, "p95_ms": 100, "error_rate": 0.0, "memory_mb": 500, "cold_start_s": 3,
+               "ratio_vs_naive": 2}
+EXPORT_TARGETS = {"max_abs_diff": 1e-4, "top1_agreement": 0.999, "int8_drop_points": 0.5}
 
 
 @dataclass(frozen=True)
