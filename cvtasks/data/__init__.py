@@ -1,0 +1,1 @@
+"""Data sources: one module per source (our generators and the real loaders)."""
