@@ -173,21 +173,21 @@ class SpillConfig(TaskConfig):
     # autoencoder
     normalisation: str = one_of("per_image", ("per_image", "fixed"))
     depth: int = positive(4)          # stride-2 stages: 64 px -> 4 x 4 code
-    base_channels: int = positive(32)
+    base_channels: int = positive(16)
     bottleneck: int = positive(8)     # channels of the code
     loss: str = one_of("mse", ("mse", "l1"))
     lr: float = positive(1e-3)
     batch_size: int = positive(32)
-    epochs: int = positive(30)
+    epochs: int = positive(20)
     patience: int = positive(6)
     # anomaly score and threshold
     score: str = one_of("pooled", ("pooled", "mse", "l1"))
-    score_sigma: float = non_negative(2.0)   # blur of the error map, pixels
+    score_sigma: float = non_negative(1.0)   # blur of the error map, pixels
     threshold_policy: str = one_of("youden", ("youden", "fixed_fpr"))
     target_fpr: float = fraction(0.05)       # for threshold_policy="fixed_fpr"
     # experiments and baselines
-    experiment_epochs: int = positive(12)
-    cnn_epochs: int = positive(10)
+    experiment_epochs: int = positive(4)
+    cnn_epochs: int = positive(6)
     patchcore_size: int = positive(128)      # input size of efficientnet_lite0 for patch features
     patchcore_coreset: float = fraction(0.1)
 

@@ -126,7 +126,7 @@ def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tenso
 
 
 def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "pooled",
-                   sigma: float = 2.0) -> np.ndarray:
+                   sigma: float = 1.0) -> np.ndarray:
     """One score per image; higher means more likely a spill.
 
     ``mse`` / ``l1``: mean error over the image, diluted by a small spill and raised by texture
@@ -185,7 +185,7 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
 def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray, *,
                       depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
                       lr: float = 1e-3, epochs: int = 30, batch_size: int = 32, patience: int | None = 6,
-                      score: str = "pooled", sigma: float = 2.0, seed: int = 42,
+                      score: str = "pooled", sigma: float = 1.0, seed: int = 42,
                       device: str | torch.device | None = None, run: Any = None,
                       progress: bool = False) -> tuple[ConvAutoencoder, History]:
     """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
@@ -319,7 +319,7 @@ def experiment_variants(cfg: config.SpillConfig) -> list[dict[str, Any]]:
             "normalisation": cfg.normalisation}
     changes = [{}, {"depth": cfg.depth - 1}, {"depth": cfg.depth + 1}, {"bottleneck": cfg.bottleneck // 4},
                {"bottleneck": cfg.bottleneck * 4}, {"loss": "l1" if cfg.loss == "mse" else "mse"},
-               {"lr": cfg.lr * 10}, {"lr": cfg.lr / 10}, {"normalisation": "fixed"}]
+               {"lr": cfg.lr * 10}, {"normalisation": "fixed"}]
     return [{"change": ", ".join(f"{k}={v}" for k, v in c.items()) or "baseline", **base, **c}
             for c in changes if c.get("depth", 1) >= 1 and c.get("bottleneck", 1) >= 1]
 

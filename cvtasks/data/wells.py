@@ -24,7 +24,7 @@ from cvtasks.cache import cached_arrays
 
 CLASSES = ("normal", "spill")
 LIGHTING = ("normal", "bright", "dim", "coloured", "glare", "hot_reflection")
-GENERATOR_VERSION = 1   # bump when the drawing changes, so that old caches are not reused
+GENERATOR_VERSION = 2   # bump when the drawing changes, so that old caches are not reused
 
 # Colour casts of coloured light (multiplied into the reflected light): sodium, cool LED, green.
 _CASTS = np.array([[1.25, 1.0, 0.6], [0.7, 0.9, 1.3], [0.85, 1.2, 0.8]])
@@ -131,7 +131,7 @@ def _draw(rng: np.random.Generator, size: int, spill: bool, settings: WellSettin
     g = rng.uniform(-1, 1, 2)
     light = (1 + 0.25 * (g[0] * (yy - 0.5) + g[1] * (xx - 0.5)))[..., None] * np.ones(3)
     if lighting == "bright":
-        light = light * rng.uniform(1.35, 1.7)
+        light = light * rng.uniform(1.25, 1.5)
     elif lighting == "dim":
         light = light * rng.uniform(0.3, 0.55)
     elif lighting == "coloured":
@@ -160,7 +160,7 @@ def _draw(rng: np.random.Generator, size: int, spill: bool, settings: WellSettin
     # Smoke or steam: a translucent grey veil.
     smoke = bool(rng.random() < settings.smoke_probability)
     if smoke:
-        veil = np.clip(0.5 + 0.5 * _smooth_noise(rng, n, n / 10), 0, 1) * rng.uniform(0.25, 0.55)
+        veil = np.clip(0.5 + 0.5 * _smooth_noise(rng, n, n / 10), 0, 1) * rng.uniform(0.2, 0.45)
         img = img * (1 - veil[..., None]) + rng.uniform(0.55, 0.85) * veil[..., None]
     img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), lighting, smoke, metal_area
