@@ -192,20 +192,35 @@ class StylesConfig(TaskConfig):
 
 @dataclass(frozen=True)
 class SpillConfig(TaskConfig):
-    """Spill_Autoencoder.ipynb: autoencoder spill detector."""
+    """Spill_Autoencoder.ipynb: autoencoder spill detector (cvtasks.spill)."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_images": 200, "epochs": 2}
-    photos_dir: Path = DATA_DIR / "spill"   # a user's own photos: normal/ and spill/
-    n_images: int = positive(2000)
+    QUICK: ClassVar[dict[str, Any]] = {"n_images": 200, "epochs": 2, "experiment_epochs": 1,
+                                       "cnn_epochs": 1, "patchcore_size": 64}
+    photos_dir: Path | None = None   # a user's own photos: <dir>/normal/*, <dir>/spill/*; None: generator
+    n_images: int = positive(2000)   # generated images, half of them spills
     image_size: int = positive(64)
-    bottleneck: int = positive(64)
-    lr: float = positive(1e-3)
-    batch_size: int = positive(32)
-    epochs: int = positive(30)
-    patience: int = positive(6)
     val_fraction: float = fraction(0.2)
     test_fraction: float = fraction(0.3)
-    target_fpr: float = fraction(0.05)
+    # autoencoder
+    normalisation: str = one_of("per_image", ("per_image", "fixed"))
+    depth: int = positive(4)          # stride-2 stages: 64 px -> 4 x 4 code
+    base_channels: int = positive(16)
+    bottleneck: int = positive(8)     # channels of the code
+    loss: str = one_of("mse", ("mse", "l1"))
+    lr: float = positive(1e-3)
+    batch_size: int = positive(32)
+    epochs: int = positive(20)
+    patience: int = positive(6)
+    # anomaly score and threshold
+    score: str = one_of("pooled", ("pooled", "mse", "l1"))
+    score_sigma: float = non_negative(1.0)   # blur of the error map, pixels
+    threshold_policy: str = one_of("youden", ("youden", "fixed_fpr"))
+    target_fpr: float = fraction(0.05)       # for threshold_policy="fixed_fpr"
+    # experiments and baselines
+    experiment_epochs: int = positive(4)
+    cnn_epochs: int = positive(6)
+    patchcore_size: int = positive(128)      # input size of efficientnet_lite0 for patch features
+    patchcore_coreset: float = fraction(0.1)
 
 
 # The embedded search dataset is built from Open Clip Art into its own folder per settings.

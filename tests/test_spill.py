@@ -1,0 +1,119 @@
+"""The spill detector: split, normalisation, scores, threshold policy, baselines, a quick run."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import config
+from cvtasks import spill
+from cvtasks.data.wells import WellImages
+from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
+
+
+def test_threshold_policies_on_a_hand_made_case():
+    y = np.array([0, 0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.35, 0.5, 0.6])
+    # Youden: at 0.35 TPR 1, FPR 1/4 (J = .75) beats 0.5 (TPR 2/3, FPR 0, J = .67)
+    assert spill.choose_threshold(y, s, "youden") == pytest.approx(0.35)
+    # no false alarm allowed: the lowest threshold above every normal score
+    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.01) == pytest.approx(0.5)
+    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.25) == pytest.approx(0.35)
+    # separable scores: the threshold flags every spill and no normal image
+    thr = spill.choose_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], "youden")
+    m = spill.detection(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), thr, "val")
+    assert m["val/tpr"] == 1 and m["val/tnr"] == 1
+    with pytest.raises(ValueError, match="both classes"):
+        spill.choose_threshold([0, 0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="policy"):
+        spill.choose_threshold(y, s, "median")
+
+
+def test_split_is_stratified_disjoint_and_ae_trains_on_normals_only():
+    labels = np.array([0, 1] * 50)
+    split = spill.make_split(labels, 0.2, 0.3, seed=1)
+    parts = [split.train, split.val, split.test]
+    assert sum(map(len, parts)) == 100 and len(np.unique(np.concatenate(parts))) == 100
+    assert (len(split.test), len(split.val)) == (30, 20)
+    for p in parts:
+        assert labels[p].mean() == pytest.approx(0.5, abs=0.05)
+    normals = spill.normal_only(split.train, labels)
+    assert np.all(labels[normals] == 0) and len(normals) == int((labels[split.train] == 0).sum())
+
+
+def test_per_image_normalisation_cancels_gain_and_colour_cast():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0.2, 0.6, (1, 16, 16, 3))
+    cast = img * np.array([1.3, 1.0, 0.6]) * 0.9
+    x1, mean, std = spill.normalise((img * 255).round().astype(np.uint8))
+    x2, _, _ = spill.normalise((cast * 255).round().astype(np.uint8))
+    assert torch.allclose(x1, x2, atol=0.05)
+    xf1, _, _ = spill.normalise((img * 255).round().astype(np.uint8), "fixed")
+    xf2, _, _ = spill.normalise((cast * 255).round().astype(np.uint8), "fixed")
+    assert (xf1 - xf2).abs().max() > 0.3
+    back = spill.to_uint8(x1, mean, std)
+    assert np.abs(back.astype(int) - (img * 255).round()).max() <= 1
+
+
+def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
+    x = torch.zeros(2, 3, 32, 32)
+    recon = torch.zeros(2, 3, 32, 32)
+    recon[0] += 0.3 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(0))  # error everywhere
+    recon[1, :, 10:13, 10:13] = 1.0                                                       # a 3x3 spot
+    mse = spill.anomaly_scores(recon, x, "mse")
+    pooled = spill.anomaly_scores(recon, x, "pooled", sigma=2.0)
+    assert mse[1] == pytest.approx(27 / 3072)                    # 9 pixels x 3 channels / all values
+    assert mse[0] > mse[1] and pooled[1] > pooled[0]
+    emap = spill.error_map(recon, x, 2.0)
+    assert emap.shape == (2, 32, 32)
+    assert np.unravel_index(int(emap[1].argmax()), (32, 32)) == (11, 11)
+    assert spill.anomaly_scores(recon, x, "pooled", sigma=0)[1] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="score"):
+        spill.anomaly_scores(recon, x, "ssim")
+
+
+def test_models_shapes_and_bad_sizes():
+    ae = ConvAutoencoder(depth=3, base=8, bottleneck=4)
+    assert ae(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="multiples"):
+        ae(torch.zeros(1, 3, 30, 30))
+    assert EncoderClassifier(depth=2, base=8)(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
+
+
+def test_patchcore_scores_and_coreset():
+    bank = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    core = spill.greedy_coreset(bank, 3, seed=0)
+    assert len(core) == 3 and {(10.0, 0.0), (0.0, 10.0)} <= {tuple(r.tolist()) for r in core}
+    train = np.zeros((2, 4, 3), np.float32)                  # 2 normal images, 4 patches each
+    test = np.zeros((2, 4, 3), np.float32)
+    test[1, 2] = [3.0, 4.0, 0.0]                             # one anomalous patch, distance 5
+    scores, maps = spill.patchcore_scores(train, test, coreset=0.5)
+    assert scores.tolist() == pytest.approx([0.0, 5.0])
+    assert maps.shape == (2, 2, 2) and maps[1, 1, 0] == pytest.approx(5.0)
+
+
+def test_error_analysis_groups_flags_by_lighting_and_size():
+    data = WellImages(images=np.zeros((6, 4, 4, 3), np.uint8), labels=np.array([0, 0, 0, 1, 1, 1]),
+                      lighting=np.array(["dim", "dim", "glare", "dim", "glare", "glare"]),
+                      smoke=np.array([0, 1, 0, 0, 0, 1], bool),
+                      spill_area=np.array([0, 0, 0, 0.005, 0.02, 0.05]))
+    flags = {"ae": np.array([0, 1, 1, 0, 1, 1], bool)}
+    table = spill.error_analysis(data, np.arange(6), flags)
+    assert table.loc[("normal: false alarms", "light=dim"), "ae"] == 0.5
+    assert table.loc[("normal: false alarms", "light=glare"), "ae"] == 1.0
+    assert table.loc[("spill: detected", "size small <1%"), "ae"] == 0.0
+    assert table.loc[("spill: detected", "size large >3%"), "n"] == 1
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    cfg = config.get("spill", quick=True)
+    study = spill.prepare(cfg)
+    assert np.all(study.data.labels[study.ae_train] == 0)
+    assert len(study.ae_train) == int((study.data.labels[study.split.train] == 0).sum())
+    assert not set(study.ae_train) & (set(study.split.val) | set(study.split.test))
+    metrics = spill.run(cfg)
+    for prefix in ("", "patchcore/", "supervised/"):
+        for key in ("tpr", "tnr", "roc_auc", "pr_auc"):
+            assert 0 <= metrics[f"{prefix}test/{key}"] <= 1
+    assert metrics["test/roc_auc"] > 0.5                       # better than chance even when quick
