@@ -1,6 +1,5 @@
 """The spill detector: split, normalisation, scores, threshold policy, baselines, a quick run."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
