@@ -62,21 +62,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cvtasks.fashion import default_model_path, prepare_data
-    from cvtasks.io import write_metrics
+    from cvtasks.fashion import default_model_path, load_data, prepare_data
+    from cvtasks.io import atomic_write_text, write_metrics
     from cvtasks.serve.export import export_fashion
 
     quick = _quick(args)
     fashion_cfg, serve_cfg = config.get("fashion", quick=quick), config.get("serve", quick=quick)
-    checkpoint = default_model_path(fashion_cfg)
+    checkpoint = args.checkpoint or default_model_path(fashion_cfg)
     if not checkpoint.exists():
         print(f"no trained model at {checkpoint}: run `python -m cvtasks run fashion"
               f"{' --quick' if quick else ''}` first", file=sys.stderr)
         return 2
-    metrics = export_fashion(checkpoint, prepare_data(fashion_cfg), serve_cfg.model_path.parent)
-    path = write_metrics("fashion", metrics, quick=quick, name="export")
-    print(json.dumps(metrics, indent=2, sort_keys=True))
-    print(f"wrote {serve_cfg.model_path.parent}/model.onnx, model.int8.onnx and {path}")
+    data = load_data(args.data) if args.data else prepare_data(fashion_cfg)
+    out_dir = args.out_dir or serve_cfg.model_path.parent
+    metrics = export_fashion(checkpoint, data, out_dir)
+    text = json.dumps(metrics, indent=2, sort_keys=True)
+    path = (atomic_write_text(args.metrics, text + "\n") if args.metrics
+            else write_metrics("fashion", metrics, quick=quick, name="export"))
+    print(text)
+    print(f"wrote {out_dir}/model.onnx, model.int8.onnx and {path}")
     return 0
 
 
@@ -161,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export the trained fashion model to ONNX FP32 + INT8, with checks")
     export.add_argument("--quick", action="store_true", help="the quick model (models/fashion/quick/)")
+    export.add_argument("--checkpoint", type=Path, help="trained model (default: the config's)")
+    export.add_argument("--data", type=Path, help="prepared splits .npz (default: read the IDX files)")
+    export.add_argument("--out-dir", type=Path, help="where model.onnx and model.int8.onnx go")
+    export.add_argument("--metrics", type=Path, help="export.json (default: reports/fashion/)")
     export.set_defaults(func=cmd_export)
 
     serve = sub.add_parser("serve", help="run the fashion classifier service (FastAPI, uvicorn)")

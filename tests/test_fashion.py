@@ -162,6 +162,8 @@ def test_dvc_repro_in_quick_mode_from_a_fresh_clone(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     metrics = json.loads((repo / "reports/fashion/metrics.json").read_text())
     assert metrics["test/accuracy"] > 0.80   # quick mode still beats 0.80
+    exported = json.loads((repo / "reports/fashion/export.json").read_text())  # the export stage ran
+    assert exported["export/onnx_top1_agreement"] >= 0.999 and (repo / "models/fashion/model.int8.onnx").exists()
     shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True,
                            text=True, check=True).stdout
     assert "test/macro_f1" in shown
