@@ -8,7 +8,7 @@ import pytest
 import config
 from cvtasks import cli, search
 from cvtasks.data import course_search, openclipart
-from search_fixtures import write_course_layout, write_library
+from tests.search_fixtures import write_course_layout, write_library
 
 
 def test_expert_target_by_hand():

@@ -5,7 +5,7 @@ import pytest
 
 import config
 from cvtasks.data import course_search, openclipart
-from search_fixtures import write_course_layout, write_library
+from tests.search_fixtures import write_course_layout, write_library
 
 
 # --- the course layout ------------------------------------------------------------------
