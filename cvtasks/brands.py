@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, silhouette_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -43,23 +41,12 @@ from cvtasks.cache import cached_arrays, fingerprint
 from cvtasks.data import chandeliers
 from cvtasks.data.folder import scan_image_folder
 from cvtasks.metrics import classification_metrics, per_class_table
-from cvtasks.runtime import pick_device, seed_everything
+from cvtasks.runtime import one_thread, pick_device, seed_everything
 from cvtasks.train import History, fit, predict
 
 FEATURES_VERSION = 1
 
 
-@contextmanager
-def one_thread():
-    """Small models (the head, logistic regressions) on one thread: on 2 shared cores, BLAS and
-    torch threads on tiny matrices spend more time waiting for each other than computing."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # --- data ----------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ pairs; search metrics (NDCG@10, Recall@5 per query) on the gallery of test image
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from cvtasks import cache
 from cvtasks.data import course_search, openclipart
 from cvtasks.data.course_search import CourseSearchData, load_image
 from cvtasks.io import atomic_write
-from cvtasks.runtime import seed_everything
+from cvtasks.runtime import one_thread, seed_everything
 from cvtasks.train import History, fit
 
 EXPERTS = ["expert_1", "expert_2", "expert_3"]
@@ -208,16 +207,6 @@ class _Pairs(Dataset):
         return tuple(x[i] for x in self.inputs), self.y[i]
 
 
-@contextmanager
-def _one_thread():
-    """Tiny matrix products: two threads' hand-offs cost more than they save, and on a shared
-    CPU they stall (measured here: 15x slower with 2 threads under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Scorer:
@@ -299,7 +288,7 @@ class NetScorer(Scorer):
         val_loader = DataLoader(valid, batch_size=1024)
         opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
         mae = lambda out, tgt: (out - tgt).abs().mean().item()  # noqa: E731
-        with _one_thread():
+        with one_thread():
             self.history = fit(self.net, loader, val_loader, epochs=epochs, optimizer=opt,
                                loss_fn=nn.functional.mse_loss, metrics={"mae": mae}, monitor="val/loss",
                                mode="min", patience=patience, device=device, seed=seed, run=run,
@@ -310,7 +299,7 @@ class NetScorer(Scorer):
     @torch.no_grad()
     def predict(self, img, txt):
         self.net.cpu().eval()
-        with _one_thread():
+        with one_thread():
             return self.net(*(torch.from_numpy(x) for x in self._inputs(img, txt))).numpy().astype(float)
 
 
@@ -392,7 +381,7 @@ class ContrastiveScorer(Scorer):
         # one batch: cvtasks.train.evaluate joins the batches' logits before the loss
         val_loader = DataLoader(valid, batch_size=len(valid))
         opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
-        with _one_thread():
+        with one_thread():
             self.history = fit(self.net, loader, val_loader, epochs=epochs, optimizer=opt, loss_fn=info_nce,
                                monitor="val/loss", mode="min", patience=patience, device=device, seed=seed,
                                progress=False)
