@@ -103,13 +103,16 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         device: str | torch.device | None = None, checkpoint: str | Path | None = None,
         seed: int | None = None, run: Any = None, progress: bool = True,
         restore_best: bool = True, grad_clip: float | None = None,
-        train_metrics: bool = False) -> History:
+        train_metrics: bool = False, scheduler_per_batch: bool = False,
+        autocast: torch.dtype | None = None) -> History:
     """Train ``model`` and return its History; the model ends with the best weights.
 
     ``monitor``/``mode``: the metric that picks the best epoch (``val/...`` needs a
     val_loader; without one, ``train/loss`` is monitored). ``patience``: stop after that many
     epochs without improvement (None: never). ``scheduler``: stepped once per epoch, with the
-    monitored score for ReduceLROnPlateau. ``run``: a cvtasks.tracking.Run to log epochs to.
+    monitored score for ReduceLROnPlateau; ``scheduler_per_batch`` steps it after every batch
+    instead (OneCycleLR and other warm-up schedules). ``autocast``: a lower-precision dtype
+    (e.g. torch.bfloat16) for the forward pass, see autocast_dtype. ``run``: a cvtasks.tracking.Run to log epochs to.
     ``train_metrics``: also compute ``metrics`` on the training batches (as seen in train mode).
     """
     if epochs < 1:
@@ -133,8 +136,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
         for inputs, targets in bar:
             inputs, targets = _to_device(inputs, device), _to_device(targets, device)
-            outputs = _forward(model, inputs)
-            loss = loss_fn(outputs, targets)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                outputs = _forward(model, inputs)
+            loss = loss_fn(outputs.float(), targets)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
@@ -142,6 +146,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if scheduler is not None and scheduler_per_batch:
+                scheduler.step()
             n = _batch_size(targets)
             total += loss.item() * n
             count += n
@@ -163,7 +169,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         history.epochs.append(row)
         if run is not None:
             run.log(row)
-        if scheduler is not None:
+        if scheduler is not None and not scheduler_per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)
             else:
@@ -182,6 +188,28 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def autocast_dtype(device: str | torch.device | None = None) -> torch.dtype | None:
+    """bfloat16 where it speeds training up, else None (full float32).
+
+    A CUDA GPU with bf16 support, or a CPU with AMX tiles (Intel Sapphire Rapids and later),
+    where oneDNN runs bf16 convolutions about 1.5x faster than fp32. Older CPUs emulate
+    bf16 and would be slower, so they keep fp32.
+    """
+    device = pick_device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_amx():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch: no probe, so no claim
+        return False
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **meta: Any) -> Path:

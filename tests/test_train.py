@@ -91,3 +91,31 @@ def test_fit_uses_cuda_when_present():
     fit(model, DataLoader(_blobs(), batch_size=32), epochs=1, optimizer=opt,
         loss_fn=nn.functional.cross_entropy, progress=False)
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_per_batch_scheduler_steps_every_batch_and_per_epoch_only_once():
+    for per_batch, expected in ((True, 2 * 8), (False, 2)):
+        model, opt = _setup()
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        fit(model, DataLoader(_blobs(256), batch_size=32), epochs=2, optimizer=opt, scheduler=sched,
+            scheduler_per_batch=per_batch, loss_fn=nn.functional.cross_entropy, progress=False)
+        assert sched.last_epoch == expected
+
+
+def test_bfloat16_autocast_trains_and_keeps_float32_weights():
+    model, opt = _setup()
+    val = DataLoader(_blobs(seed=1), batch_size=64)
+    hist = fit(model, DataLoader(_blobs(), batch_size=32, shuffle=True), val, epochs=6, optimizer=opt,
+               loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy}, monitor="val/acc", mode="max",
+               seed=0, progress=False, autocast=torch.bfloat16)
+    assert hist.best_score > 0.9
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_autocast_dtype_never_claims_bf16_without_the_hardware(monkeypatch):
+    from cvtasks import train
+
+    monkeypatch.setattr(train, "_cpu_has_amx", lambda: False)
+    assert train.autocast_dtype("cpu") is None
+    monkeypatch.setattr(train, "_cpu_has_amx", lambda: True)
+    assert train.autocast_dtype("cpu") == (torch.bfloat16 if torch.backends.mkldnn.is_available() else None)
