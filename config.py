@@ -209,12 +209,13 @@ class SpillConfig(TaskConfig):
     loss: str = one_of("mse", ("mse", "l1"))
     lr: float = positive(1e-3)
     batch_size: int = positive(32)
-    epochs: int = positive(20)
-    patience: int = positive(6)
+    epochs: int = positive(40)        # cosine schedule over them; 20 left the best epoch at the last
+    patience: int = positive(10)
+    augment: bool = False             # turned and mirrored views of the normal training images (val: no gain)
     # anomaly score and threshold
-    score: str = one_of("pooled", ("pooled", "mse", "l1"))
+    score: str = one_of("excess", ("excess", "pooled", "mse", "l1"))
     score_sigma: float = non_negative(1.0)   # blur of the error map, pixels
-    threshold_policy: str = one_of("youden", ("youden", "fixed_fpr"))
+    threshold_policy: str = one_of("fixed_fpr", ("youden", "fixed_fpr"))   # the target is a false-alarm budget
     target_fpr: float = fraction(0.05)       # for threshold_policy="fixed_fpr"
     # experiments and baselines
     experiment_epochs: int = positive(4)

@@ -9,9 +9,11 @@ The pieces, in the order the notebook calls them:
    light is removed before the autoencoder sees the image.
 4. ``train_autoencoder``: cvtasks.train.fit on batches (x, x), with the validation ROC-AUC
    logged per epoch.
-5. ``anomaly_scores``: from the reconstruction error; ``pooled`` (default) blurs the per-pixel
-   squared error and takes its maximum, so that a small bright spill counts as much as a big
-   one and scattered texture / noise errors (which every image has) average out.
+5. ``anomaly_scores``: from the reconstruction error. ``excess`` (default) keeps only the light
+   the reconstruction lacks (molten metal emits light, so a spill is always *brighter* than the
+   surface the autoencoder redraws), measured in the image's own brightness units (the
+   normalisation undone), blurred, and takes its maximum; ``pooled`` is the squared error of
+   both signs in normalised units, so a dark slag lump the model fails to redraw counts too.
 6. ``choose_threshold``: Youden's J or a fixed false-alarm rate on validation, applied
    unchanged to test.
 7. Baselines: a supervised CNN (``train_classifier``) and a PatchCore-style nearest-neighbour
@@ -113,31 +115,46 @@ def to_uint8(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarr
 
 
 # --- scores and threshold --------------------------------------------------------------------
-SCORES = ("pooled", "mse", "l1")
+SCORES = ("excess", "pooled", "mse", "l1")
 
 
-def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Per-pixel squared error summed over channels, blurred: (n, H, W); locates the spill."""
-    err = ((recon - x) ** 2).sum(1, keepdim=True)
+def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float, signed: bool = True,
+              scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel squared error summed over channels, blurred: (n, H, W); locates the spill.
+
+    ``signed``: only where the image is brighter than its reconstruction (``x > recon``), the
+    light of molten metal that a model of normal wells cannot redraw; a dark lump or soot
+    patch it misses does not count. ``scale``: normalise's per-image std (n, C, 1, 1); the
+    error is then in the image's own units, where molten metal adds the same light under any
+    lighting gain (per-image normalisation would shrink it in bright light and inflate it in dim).
+    """
+    diff = x - recon
+    if scale is not None:
+        diff = diff * scale
+    err = ((diff.clamp_min(0) if signed else diff) ** 2).sum(1, keepdim=True)
     if sigma > 0:
         k = 2 * math.ceil(3 * sigma) + 1
         err = gaussian_blur(err, [k, k], [sigma, sigma])
     return err[:, 0]
 
 
-def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "pooled",
-                   sigma: float = 1.0) -> np.ndarray:
+def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "excess",
+                   sigma: float = 1.0, scale: torch.Tensor | None = None) -> np.ndarray:
     """One score per image; higher means more likely a spill.
 
     ``mse`` / ``l1``: mean error over the image, diluted by a small spill and raised by texture
     and noise everywhere. ``pooled``: the maximum of the blurred error map (``error_map``).
+    ``excess``: the same, from the excess light only, in image units when ``scale`` is given
+    (``error_map(signed=True, scale=scale)``); the other scores stay in normalised units.
     """
-    if method == "mse":
+    if method == "excess":
+        s = error_map(recon, x, sigma, signed=True, scale=scale).flatten(1).amax(1)
+    elif method == "mse":
         s = ((recon - x) ** 2).mean(dim=(1, 2, 3))
     elif method == "l1":
         s = (recon - x).abs().mean(dim=(1, 2, 3))
     elif method == "pooled":
-        s = error_map(recon, x, sigma).flatten(1).amax(1)
+        s = error_map(recon, x, sigma, signed=False).flatten(1).amax(1)
     else:
         raise ValueError(f"score {method!r}: must be one of {', '.join(SCORES)}")
     return s.numpy().astype(float)
@@ -175,6 +192,30 @@ def detection(y: np.ndarray, scores: np.ndarray, threshold: float, prefix: str) 
 LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss}
 
 
+class DihedralBatches:
+    """Shuffled batches ``(x, x)`` of normal images, each batch turned by a random multiple of
+    90 degrees and mirrored half the time: the camera looks straight down on the well, so a
+    turned or mirrored normal well is still a normal well, and 500 training images become
+    eight times as many views."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, seed: int):
+        self.x, self.batch_size = x, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), generator=self.gen)
+        for start in range(0, len(order), self.batch_size):
+            batch = torch.rot90(self.x[order[start:start + self.batch_size]],
+                                int(torch.randint(4, (1,), generator=self.gen)), dims=(2, 3))
+            if torch.rand(1, generator=self.gen).item() < 0.5:
+                batch = batch.flip(3)
+            batch = batch.contiguous()
+            yield batch, batch
+
+
 @torch.no_grad()
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
                 device: str | torch.device | None = None) -> torch.Tensor:
@@ -182,17 +223,20 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
     return predict(model, loader, device)[0]
 
 
-def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray, *,
+def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
+                      val_scale: torch.Tensor | None = None, *,
                       depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
                       lr: float = 1e-3, epochs: int = 30, batch_size: int = 32, patience: int | None = 6,
-                      score: str = "pooled", sigma: float = 1.0, seed: int = 42,
+                      augment: bool = True, score: str = "excess", sigma: float = 1.0, seed: int = 42,
                       device: str | torch.device | None = None, run: Any = None,
                       progress: bool = False) -> tuple[ConvAutoencoder, History]:
     """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
 
     Each epoch logs the validation loss on both classes, the loss on the normal validation
     images (``val/normal_loss``, which picks the best epoch: no spill label is needed for it)
-    and the validation ROC-AUC of the anomaly score, to watch detection improve.
+    and the validation ROC-AUC of the anomaly score, to watch detection improve. ``augment``:
+    train on turned and mirrored views (DihedralBatches). The learning rate follows a cosine
+    from ``lr`` down over ``epochs``.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss {loss!r}: must be one of {', '.join(LOSSES)}")
@@ -205,14 +249,17 @@ def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndar
         return float(loss_fn(out[y_val == 0], tgt[y_val == 0]))
 
     def val_auc(out: torch.Tensor, tgt: torch.Tensor) -> float:
-        return float(roc_auc_score(y_val.numpy(), anomaly_scores(out, tgt, score, sigma)))
+        return float(roc_auc_score(y_val.numpy(), anomaly_scores(out, tgt, score, sigma, val_scale)))
 
-    gen = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(TensorDataset(x_train, x_train), batch_size=batch_size, shuffle=True,
-                              generator=gen)
+    if augment:
+        train_loader = DihedralBatches(x_train, batch_size, seed)
+    else:
+        train_loader = DataLoader(TensorDataset(x_train, x_train), batch_size=batch_size, shuffle=True,
+                                  generator=torch.Generator().manual_seed(seed))
     val_loader = DataLoader(TensorDataset(x_val, x_val), batch_size=256)
-    history = fit(model, train_loader, val_loader, epochs=epochs,
-                  optimizer=torch.optim.Adam(model.parameters(), lr=lr), loss_fn=loss_fn,
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
+                  scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs), loss_fn=loss_fn,
                   metrics={"normal_loss": normal_loss, "roc_auc": val_auc}, monitor="val/normal_loss",
                   mode="min", patience=patience, device=device, seed=seed, run=run, progress=progress)
     return model.cpu().eval(), history
@@ -313,13 +360,13 @@ def patchcore_scores(train_features: np.ndarray, features: np.ndarray, coreset: 
 
 # --- experiments and error analysis ---------------------------------------------------------------
 def experiment_variants(cfg: config.SpillConfig) -> list[dict[str, Any]]:
-    """The architecture / loss / learning-rate / normalisation variants, each one change away
+    """The architecture / loss / learning-rate / normalisation / augmentation variants, each one change away
     from the baseline settings of ``cfg``."""
     base = {"depth": cfg.depth, "bottleneck": cfg.bottleneck, "loss": cfg.loss, "lr": cfg.lr,
-            "normalisation": cfg.normalisation}
+            "normalisation": cfg.normalisation, "augment": cfg.augment}
     changes = [{}, {"depth": cfg.depth - 1}, {"depth": cfg.depth + 1}, {"bottleneck": cfg.bottleneck // 4},
                {"bottleneck": cfg.bottleneck * 4}, {"loss": "l1" if cfg.loss == "mse" else "mse"},
-               {"lr": cfg.lr * 10}, {"normalisation": "fixed"}]
+               {"lr": cfg.lr * 10}, {"normalisation": "fixed"}, {"augment": not cfg.augment}]
     return [{"change": ", ".join(f"{k}={v}" for k, v in c.items()) or "baseline", **base, **c}
             for c in changes if c.get("depth", 1) >= 1 and c.get("bottleneck", 1) >= 1]
 
@@ -329,14 +376,15 @@ def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: c
     """Train each variant on the same split for ``epochs``; validation and test figures per row."""
     rows = []
     for v in experiment_variants(cfg):
-        x, _, _ = normalise(images, v["normalisation"])
+        x, _, scale = normalise(images, v["normalisation"])
         train = normal_only(split.train, labels)
-        model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], depth=v["depth"],
+        model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], depth=v["depth"],
                                         base=cfg.base_channels, bottleneck=v["bottleneck"], loss=v["loss"],
                                         lr=v["lr"], epochs=epochs, batch_size=cfg.batch_size, patience=None,
+                                        augment=v["augment"],
                                         score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device)
-        s_val = anomaly_scores(reconstruct(model, x[split.val], device=device), x[split.val], cfg.score, cfg.score_sigma)
-        s_test = anomaly_scores(reconstruct(model, x[split.test], device=device), x[split.test], cfg.score, cfg.score_sigma)
+        s_val, s_test = (anomaly_scores(reconstruct(model, x[i], device=device), x[i], cfg.score, cfg.score_sigma,
+                                        scale[i]) for i in (split.val, split.test))
         thr = choose_threshold(labels[split.val], s_val, cfg.threshold_policy, cfg.target_fpr)
         m = detection(labels[split.test], s_test, thr, "test")
         rows.append({**v, "best_epoch": hist.best_epoch, "val_roc_auc": roc_auc_score(labels[split.val], s_val),
@@ -400,9 +448,9 @@ def prepare(cfg: config.SpillConfig) -> Study:
 def fit_autoencoder(study: Study, device: Any = None, run: Any = None) -> None:
     cfg, s, y = study.cfg, study.split, study.data.labels
     study.autoencoder, study.ae_history = train_autoencoder(
-        study.x[study.ae_train], study.x[s.val], y[s.val], depth=cfg.depth, base=cfg.base_channels,
+        study.x[study.ae_train], study.x[s.val], y[s.val], study.std[s.val], depth=cfg.depth, base=cfg.base_channels,
         bottleneck=cfg.bottleneck, loss=cfg.loss, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        patience=cfg.patience, score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device, run=run)
+        patience=cfg.patience, augment=cfg.augment, score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device, run=run)
     study.scores = study.scores or {}
     study.scores.update(score_table(study, device))
 
@@ -415,7 +463,8 @@ def score_table(study: Study, device: Any = None) -> dict[str, dict[str, np.ndar
         recon = reconstruct(study.autoencoder, study.x[idx], device=device)
         for method in SCORES:
             name = "autoencoder" if method == study.cfg.score else f"ae_{method}"
-            out.setdefault(name, {})[part] = anomaly_scores(recon, study.x[idx], method, study.cfg.score_sigma)
+            out.setdefault(name, {})[part] = anomaly_scores(recon, study.x[idx], method, study.cfg.score_sigma,
+                                                            study.std[idx])
     return out
 
 
@@ -449,6 +498,20 @@ def evaluate_all(study: Study) -> dict[str, float]:
     return metrics
 
 
+def policy_table(study: Study, name: str = "autoencoder") -> pd.DataFrame:
+    """One detector's validation and test TPR / TNR under each threshold policy (each
+    threshold chosen on validation): what the choice of policy costs or buys."""
+    cfg, s, y = study.cfg, study.split, study.data.labels
+    sc = study.scores[name]
+    rows = {}
+    for policy in POLICIES:
+        thr = choose_threshold(y[s.val], sc["val"], policy, cfg.target_fpr)
+        label = f"fixed_fpr ({cfg.target_fpr:.0%})" if policy == "fixed_fpr" else policy
+        rows[label] = {"threshold": thr, **{f"{part}/{m}": detection(y[idx], sc[part], thr, part)[f"{part}/{m}"]
+                                            for part, idx in (("val", s.val), ("test", s.test)) for m in ("tpr", "tnr")}}
+    return pd.DataFrame(rows).T.round(3)
+
+
 def metrics_table(metrics: dict[str, float]) -> pd.DataFrame:
     """Test metrics side by side: one row per detector."""
     rows = {}
@@ -478,7 +541,9 @@ def reconstruction_examples(study: Study, n: int = 4, part: str = "test") -> tup
     chosen = np.concatenate([spills[::-1][:n], spills[:n], normals[::-1][:n], normals[:n]])
     sel = idx[chosen]
     recon = reconstruct(study.autoencoder, study.x[sel])
-    maps = error_map(recon, study.x[sel], study.cfg.score_sigma).numpy()
+    excess = study.cfg.score == "excess"
+    maps = error_map(recon, study.x[sel], study.cfg.score_sigma, signed=excess,
+                     scale=study.std[sel] if excess else None).numpy()
     titles = [f"{CLASSES[study.data.labels[i]]} {study.data.lighting[i]}\nscore {s[c]:.2f}"
               for i, c in zip(sel, chosen)]
     return list(study.data.images[sel]), list(to_uint8(recon, study.mean[sel], study.std[sel])), list(maps), titles

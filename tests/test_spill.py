@@ -62,12 +62,46 @@ def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
     pooled = spill.anomaly_scores(recon, x, "pooled", sigma=2.0)
     assert mse[1] == pytest.approx(27 / 3072)                    # 9 pixels x 3 channels / all values
     assert mse[0] > mse[1] and pooled[1] > pooled[0]
-    emap = spill.error_map(recon, x, 2.0)
+    emap = spill.error_map(recon, x, 2.0, signed=False)
     assert emap.shape == (2, 32, 32)
     assert np.unravel_index(int(emap[1].argmax()), (32, 32)) == (11, 11)
     assert spill.anomaly_scores(recon, x, "pooled", sigma=0)[1] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="score"):
         spill.anomaly_scores(recon, x, "ssim")
+
+
+def test_excess_score_counts_only_light_the_reconstruction_lacks_in_image_units():
+    recon = torch.zeros(3, 3, 16, 16)
+    x = torch.zeros(3, 3, 16, 16)
+    x[0, :, 4:6, 4:6] = 1.0     # brighter than the reconstruction: molten metal
+    x[1, :, 4:6, 4:6] = -1.0    # darker: a slag lump the model did not redraw
+    x[2, :, 4:6, 4:6] = 1.0     # the same excess, in an image normalised by a 3x larger scale
+    scale = torch.tensor([1.0, 1.0, 3.0]).view(3, 1, 1, 1).expand(3, 3, 1, 1)
+    excess = spill.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
+    pooled = spill.anomaly_scores(recon, x, "pooled", sigma=0)
+    assert excess[0] == pytest.approx(3.0) and excess[1] == 0.0   # 3 channels x 1^2; dark counts nothing
+    assert excess[2] == pytest.approx(27.0)                        # (3 x 1)^2 per channel in image units
+    assert pooled[0] == pooled[1] == pooled[2] == pytest.approx(3.0)   # both signs, normalised units
+    emap = spill.error_map(recon, x, 1.0, signed=True, scale=scale)
+    assert np.unravel_index(int(emap[0].argmax()), (16, 16)) in {(4, 4), (4, 5), (5, 4), (5, 5)}
+
+
+def test_dihedral_batches_are_turned_or_mirrored_views_of_the_training_images():
+    x = torch.arange(5 * 3 * 8 * 8, dtype=torch.float32).view(5, 3, 8, 8)
+    views = {tuple(torch.rot90(img, k, (1, 2)).flip(2).flatten().tolist()) if f else
+             tuple(torch.rot90(img, k, (1, 2)).flatten().tolist())
+             for img in x for k in range(4) for f in (False, True)}
+    batches = spill.DihedralBatches(x, batch_size=2, seed=0)
+    assert len(batches) == 3
+    seen, turned = [], False
+    for _ in range(4):                                  # epochs: new orders and views each time
+        for inputs, targets in batches:
+            assert inputs.shape[1:] == (3, 8, 8) and torch.equal(inputs, targets)
+            for img in inputs:
+                assert tuple(img.flatten().tolist()) in views
+                turned |= not any(torch.equal(img, o) for o in x)
+            seen.append(len(inputs))
+    assert sum(seen) == 4 * 5 and turned
 
 
 def test_models_shapes_and_bad_sizes():
