@@ -251,8 +251,10 @@ class SearchConfig(TaskConfig):
     val_fraction: float = fraction(0.15)        # of the rest, for early stopping
     # models
     ridge_alpha: float = positive(1.0)          # the text -> image map of the cosine baseline
-    contrastive_dim: int = positive(256)        # the shared space of the contrastive towers
-    contrastive_dropout: float = non_negative(0.5)
+    # the contrastive towers' shared-space size and dropout: each pair of this grid is trained,
+    # and the one with the lowest validation loss is kept (cvtasks.search.select_towers)
+    contrastive_dims: tuple[int, ...] = (64, 128, 256)
+    contrastive_dropouts: tuple[float, ...] = (0.2, 0.5)
     contrastive_epochs: int = positive(30)
     crossfit_folds: int = positive(5)           # zero-shot scores of training pairs, by image fold
     linear_alpha: float = positive(1e4)         # the linear model (chosen on val: 1e2..3e4)
@@ -270,6 +272,10 @@ class SearchConfig(TaskConfig):
         super().__post_init__()
         if self.crowd_weight > 1:
             raise ConfigError(f"SearchConfig.crowd_weight = {self.crowd_weight!r}: must be <= 1")
+        if not self.contrastive_dims or min(self.contrastive_dims) < 1:
+            raise ConfigError(f"SearchConfig.contrastive_dims = {self.contrastive_dims!r}: need sizes >= 1")
+        if not self.contrastive_dropouts or not all(0 <= d < 1 for d in self.contrastive_dropouts):
+            raise ConfigError(f"SearchConfig.contrastive_dropouts = {self.contrastive_dropouts!r}: need values in [0, 1)")
 
 
 # Fashion: params.yaml (DVC's parameter file) is the one source of the classifier's defaults; the

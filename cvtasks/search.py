@@ -487,33 +487,38 @@ class _Prefixed:
         self.run.log({f"{self.prefix}/{k}": v for k, v in row.items()})
 
 
+Towers = tuple[int, float]   # the contrastive towers' shared-space size and dropout
+
+
 def fit_zero_shot(kind: str, cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, rows: np.ndarray,
-                  val_rows: np.ndarray, device: Any = None) -> Scorer:
-    """The "cosine" (ridge map) or "contrastive" (TwoTowers) scorer, fitted on the (query, own
-    image) pairs among ``rows``; the contrastive one stops early on those among ``val_rows``."""
+                  val_rows: np.ndarray, device: Any = None, towers: Towers | None = None) -> Scorer:
+    """The "cosine" (ridge map) or "contrastive" (TwoTowers of size and dropout ``towers``)
+    scorer, fitted on the (query, own image) pairs among ``rows``; the contrastive one stops
+    early on those among ``val_rows``."""
     own = own_image_rows(pairs, rows)
     if len(own) == 0:
         raise ValueError(f"the {kind} baseline needs training pairs of a query and its own image "
                          "(query id '<image>#<n>'); none found")
     if kind == "cosine":
         return CosineScorer(cfg.ridge_alpha).fit(*feats.pairs(own))
+    if towers is None:
+        raise ValueError("the contrastive scorer needs its towers (size, dropout): see select_towers")
     seed_everything(cfg.seed)
     val_own = own_image_rows(pairs, val_rows)
-    scorer = ContrastiveScorer(feats.train_images.shape[1], feats.queries.shape[1], cfg.contrastive_dim,
-                               cfg.contrastive_dropout)
+    scorer = ContrastiveScorer(feats.train_images.shape[1], feats.queries.shape[1], *towers)
     return scorer.fit(*feats.pairs(own), feats.pair_image[own], (*feats.pairs(val_own), feats.pair_image[val_own]),
                       epochs=cfg.contrastive_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                       batch_size=cfg.batch_size, patience=cfg.patience, seed=cfg.seed, device=device)
 
 
 def crossfit(kind: str, cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, rows: np.ndarray,
-             val_rows: np.ndarray, device: Any = None) -> np.ndarray:
+             val_rows: np.ndarray, device: Any = None, towers: Towers | None = None) -> np.ndarray:
     """Zero-shot scores of ``rows``, each from a scorer fitted without that row's image (folds
     grouped by image): in-sample scores of own-image pairs would be too good to trust."""
     groups = pairs.image.to_numpy()[rows]
     out = np.zeros(len(rows))
     for fit_part, score_part in GroupKFold(n_splits=min(cfg.crossfit_folds, len(set(groups)))).split(rows, groups=groups):
-        scorer = fit_zero_shot(kind, cfg, feats, pairs, rows[fit_part], val_rows, device)
+        scorer = fit_zero_shot(kind, cfg, feats, pairs, rows[fit_part], val_rows, device, towers)
         out[score_part] = scorer.predict(*feats.pairs(rows[score_part]))
     return out
 
@@ -525,14 +530,34 @@ class Priors:
 
     scorers: dict[str, Scorer]
     train_scores: np.ndarray     # (train pairs, len(scorers))
+    towers: pd.DataFrame         # the contrastive towers tried, and their validation loss
+
+
+def select_towers(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, split: dict[str, np.ndarray],
+                  device: Any = None) -> tuple[Towers, pd.DataFrame]:
+    """The contrastive towers (size, dropout) of the config's grid with the lowest validation
+    loss (InfoNCE on the val split's own-image pairs), each trained on the train split; the
+    gallery (test) is never looked at. Returns the choice and the table of every try."""
+    rows = []
+    for dim in cfg.contrastive_dims:
+        for dropout in cfg.contrastive_dropouts:
+            scorer = fit_zero_shot("contrastive", cfg, feats, pairs, split["train"], split["val"], device, (dim, dropout))
+            rows.append({"dim": dim, "dropout": dropout, "val/loss": scorer.history.best_score,
+                         "best_epoch": scorer.history.best_epoch})
+    table = pd.DataFrame(rows)
+    best = table.loc[table["val/loss"].idxmin()]
+    return (int(best["dim"]), float(best["dropout"])), table
 
 
 def fit_priors(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, split: dict[str, np.ndarray],
                device: Any = None) -> Priors:
+    """Select the contrastive towers on validation, then fit both zero-shot scorers on the train
+    split and cross-fit their scores of the training pairs."""
     tr, va = split["train"], split["val"]
-    scorers = {kind: fit_zero_shot(kind, cfg, feats, pairs, tr, va, device) for kind in ZERO_SHOT}
-    scores = np.column_stack([crossfit(kind, cfg, feats, pairs, tr, va, device) for kind in ZERO_SHOT])
-    return Priors(scorers, scores)
+    towers, table = select_towers(cfg, feats, pairs, split, device)
+    scorers = {kind: fit_zero_shot(kind, cfg, feats, pairs, tr, va, device, towers) for kind in ZERO_SHOT}
+    scores = np.column_stack([crossfit(kind, cfg, feats, pairs, tr, va, device, towers) for kind in ZERO_SHOT])
+    return Priors(scorers, scores, table)
 
 
 def fit_net(kind: str, cfg: config.SearchConfig, feats: Features, target: np.ndarray, split: dict[str, np.ndarray],

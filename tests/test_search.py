@@ -135,3 +135,31 @@ def test_cli_search_rejects_bad_input(monkeypatch, capsys):
 def test_config_rejects_a_crowd_weight_above_one():
     with pytest.raises(config.ConfigError, match="crowd_weight"):
         dataclasses.replace(config.get("search"), crowd_weight=1.5)
+
+
+def test_tower_selection_keeps_the_lowest_validation_loss(monkeypatch):
+    cfg = dataclasses.replace(config.get("search", quick=True), contrastive_dims=(8, 16), contrastive_dropouts=(0.0, 0.5))
+    losses = {(8, 0.0): 0.9, (8, 0.5): 0.7, (16, 0.0): 0.4, (16, 0.5): 0.8}
+    seen = []
+
+    class Fitted:
+        def __init__(self, towers):
+            self.history = type("H", (), {"best_score": losses[towers], "best_epoch": 3})()
+
+    def fake_fit(kind, cfg_, feats, pairs, rows, val_rows, device=None, towers=None):
+        assert kind == "contrastive" and list(rows) == [0, 1] and list(val_rows) == [2]   # never the test split
+        seen.append(towers)
+        return Fitted(towers)
+
+    monkeypatch.setattr(search, "fit_zero_shot", fake_fit)
+    split = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([3])}
+    towers, table = search.select_towers(cfg, None, None, split)
+    assert towers == (16, 0.0) and sorted(seen) == sorted(losses)
+    assert len(table) == 4 and table["val/loss"].min() == 0.4
+
+
+def test_config_rejects_an_empty_or_bad_tower_grid():
+    with pytest.raises(config.ConfigError, match="contrastive_dims"):
+        dataclasses.replace(config.get("search"), contrastive_dims=())
+    with pytest.raises(config.ConfigError, match="contrastive_dropouts"):
+        dataclasses.replace(config.get("search"), contrastive_dropouts=(1.0,))
