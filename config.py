@@ -320,18 +320,20 @@ class FashionConfig(TaskConfig):
     augment: str = _fp("augment", "crop,flip")   # "" or "none": no augmentation
     optimizer: str = one_of(_fp("optimizer", "adamw"), ("adam", "sgd", "adamw"))
     lr: float = positive(_fp("lr", 3e-3))
+    warmup: float = fraction(_fp("warmup", 0.15))     # share of the steps spent warming up (one-cycle)
     weight_decay: float = non_negative(_fp("weight_decay", 5e-4))
     label_smoothing: float = non_negative(_fp("label_smoothing", 0.1))
     batch_size: int = positive(_fp("batch_size", 256))
     epochs: int = positive(_fp("epochs", 4))
+    precision: str = one_of(_fp("precision", "auto"), ("auto", "fp32", "bf16"))   # of the forward pass
     train_size: int = positive(_fp("train_size", 55_000))  # of the 60k, after the validation hold-out
     val_size: int = positive(_fp("val_size", 5000))        # held out from the 60k training images
     # the notebook's experiments: a subset, few epochs; the hyperparameter and regularisation
     # studies use study_model (cheap on a CPU), the architecture comparison all three families
     study_model: str = one_of("baseline", ("baseline", "resnet", "mobilenet"))
-    study_train_size: int = positive(2000)
-    study_val_size: int = positive(1000)
-    study_epochs: int = positive(2)
+    study_train_size: int = positive(10_000)
+    study_val_size: int = positive(2000)
+    study_epochs: int = positive(3)
     train_eval_size: int = positive(10_000)   # training images scored for the train-vs-test table
     worst_k: int = positive(16)
 

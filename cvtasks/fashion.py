@@ -34,11 +34,11 @@ from cvtasks.io import atomic_write, atomic_write_text, write_metrics
 from cvtasks.metrics import classification_metrics
 from cvtasks.models.fashion_nets import count_parameters, create_fashion_net
 from cvtasks.runtime import pick_device, seed_everything
-from cvtasks.train import History, accuracy, fit, load_checkpoint, save_checkpoint
+from cvtasks.train import History, accuracy, autocast_dtype, fit, load_checkpoint, save_checkpoint
 
 # Fields of FashionConfig that change the trained model (the checkpoint's cache key).
-TRAINING_FIELDS = ("seed", "model", "width", "dropout", "batchnorm", "augment", "optimizer", "lr",
-                   "weight_decay", "label_smoothing", "batch_size", "epochs", "train_size", "val_size")
+TRAINING_FIELDS = ("seed", "model", "width", "dropout", "batchnorm", "augment", "optimizer", "lr", "warmup",
+                   "weight_decay", "label_smoothing", "batch_size", "epochs", "train_size", "val_size", "precision")
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -173,11 +173,6 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     raise ValueError(f"optimizer {name!r}: must be adam, sgd or adamw")
 
 
-def cosine_factor(epoch: int, epochs: int) -> float:
-    """Learning-rate factor of epoch ``epoch`` (0-based): 1 at the start, down to ~0 at the last."""
-    return 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-
-
 def top3(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     return (outputs.topk(3, dim=1).indices == targets[:, None]).any(1).float().mean().item()
 
@@ -187,26 +182,40 @@ def train_model(data: FashionData, cfg: config.FashionConfig, *, device: str | t
                 ) -> tuple[nn.Module, History]:
     """Train ``cfg.model`` on ``data.x_train`` for ``cfg.epochs`` epochs; the best epoch by val/acc wins.
 
-    The learning rate starts at ``cfg.lr`` and decays along a cosine per epoch (cvtasks.train.fit
-    steps schedulers once per epoch, so no per-batch warm-up: with BatchNorm and AdamW the full
-    rate is stable from the first batch, and a short budget is not spent warming up). ``eval_data``: score another split instead of the validation split
-    (the time-to-accuracy benchmark uses the test set).
+    The learning rate follows a one-cycle schedule stepped per batch: a warm-up over the first
+    ``cfg.warmup`` of the steps up to ``cfg.lr``, then a cosine down to ~0, which reaches a
+    given accuracy in fewer epochs than a constant or per-epoch schedule. The forward pass runs
+    in ``cfg.precision`` (``auto``: bfloat16 where the hardware is fast at it, see
+    cvtasks.train.autocast_dtype). ``eval_data``: score another split instead of the validation
+    split (the time-to-accuracy benchmark uses the test set).
     """
     seed_everything(cfg.seed)
     mean, std = data.mean_std
     model = create_fashion_net(cfg.model, len(data.classes), dropout=cfg.dropout, batchnorm=cfg.batchnorm,
                                width=cfg.width).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: cosine_factor(e, cfg.epochs))
     train = Batches(data.x_train, data.y_train, cfg.batch_size, mean=mean, std=std, shuffle=True,
                     augment=cfg.augments, seed=cfg.seed)
     x_val, y_val = eval_data if eval_data is not None else (data.x_val, data.y_val)
     val = Batches(x_val, y_val, 1024, mean=mean, std=std)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(train),
+                                                    pct_start=cfg.warmup)
     history = fit(model, train, val, epochs=cfg.epochs, optimizer=optimizer, scheduler=scheduler,
-                  loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+                  scheduler_per_batch=True, loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
                   metrics={"acc": accuracy, "top3": top3}, monitor="val/acc", mode="max",
-                  device=device, seed=cfg.seed, run=run, progress=progress)
+                  device=device, seed=cfg.seed, run=run, progress=progress,
+                  autocast=training_precision(cfg.precision, device))
     return model, history
+
+
+def training_precision(precision: str, device: str | torch.device | None = None) -> torch.dtype | None:
+    """The autocast dtype of ``precision``: ``fp32`` None, ``bf16`` bfloat16, ``auto`` whichever
+    is faster on the device (autocast_dtype)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    return autocast_dtype(device)
 
 
 def training_key(cfg: config.FashionConfig) -> str:

@@ -86,6 +86,17 @@ def test_params_yaml_is_the_source_of_the_defaults():
     assert {k: getattr(defaults, k) for k in params} == params
 
 
+def test_precision_setting_maps_to_an_autocast_dtype(monkeypatch):
+    from cvtasks import train
+
+    assert fashion.training_precision("fp32", "cpu") is None
+    assert fashion.training_precision("bf16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(train, "_cpu_has_amx", lambda: False)   # auto on a CPU without AMX: float32
+    assert fashion.training_precision("auto", "cpu") is None
+    with pytest.raises(config.ConfigError, match="precision"):
+        config.get("fashion", precision="fp16")
+
+
 def test_quick_model_never_overwrites_the_full_one():
     assert fashion.default_model_path(config.get("fashion", quick=False)) == config.FASHION_MODEL
     assert fashion.default_model_path(config.get("fashion", quick=True)) != config.FASHION_MODEL
