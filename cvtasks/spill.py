@@ -227,7 +227,7 @@ def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndar
                       val_scale: torch.Tensor | None = None, *,
                       depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
                       lr: float = 1e-3, epochs: int = 30, batch_size: int = 32, patience: int | None = 6,
-                      augment: bool = True, score: str = "excess", sigma: float = 1.0, seed: int = 42,
+                      augment: bool = False, score: str = "excess", sigma: float = 1.0, seed: int = 42,
                       device: str | torch.device | None = None, run: Any = None,
                       progress: bool = False) -> tuple[ConvAutoencoder, History]:
     """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
