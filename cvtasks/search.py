@@ -534,19 +534,22 @@ class Priors:
 
 
 def select_towers(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, split: dict[str, np.ndarray],
-                  device: Any = None) -> tuple[Towers, pd.DataFrame]:
+                  device: Any = None) -> tuple[Towers, pd.DataFrame, Scorer]:
     """The contrastive towers (size, dropout) of the config's grid with the lowest validation
     loss (InfoNCE on the val split's own-image pairs), each trained on the train split; the
-    gallery (test) is never looked at. Returns the choice and the table of every try."""
-    rows = []
+    gallery (test) is never looked at. Returns the choice, the table of every try, and the
+    chosen scorer, already fitted on the train split (no need to fit it again)."""
+    rows, scorers = [], {}
     for dim in cfg.contrastive_dims:
         for dropout in cfg.contrastive_dropouts:
             scorer = fit_zero_shot("contrastive", cfg, feats, pairs, split["train"], split["val"], device, (dim, dropout))
+            scorers[dim, dropout] = scorer
             rows.append({"dim": dim, "dropout": dropout, "val/loss": scorer.history.best_score,
                          "best_epoch": scorer.history.best_epoch})
     table = pd.DataFrame(rows)
     best = table.loc[table["val/loss"].idxmin()]
-    return (int(best["dim"]), float(best["dropout"])), table
+    towers = (int(best["dim"]), float(best["dropout"]))
+    return towers, table, scorers[towers]
 
 
 def fit_priors(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, split: dict[str, np.ndarray],
@@ -554,8 +557,9 @@ def fit_priors(cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, s
     """Select the contrastive towers on validation, then fit both zero-shot scorers on the train
     split and cross-fit their scores of the training pairs."""
     tr, va = split["train"], split["val"]
-    towers, table = select_towers(cfg, feats, pairs, split, device)
-    scorers = {kind: fit_zero_shot(kind, cfg, feats, pairs, tr, va, device, towers) for kind in ZERO_SHOT}
+    towers, table, contrastive = select_towers(cfg, feats, pairs, split, device)
+    scorers = {kind: contrastive if kind == "contrastive" else fit_zero_shot(kind, cfg, feats, pairs, tr, va, device)
+               for kind in ZERO_SHOT}   # the chosen towers are already fitted on the train split
     scores = np.column_stack([crossfit(kind, cfg, feats, pairs, tr, va, device, towers) for kind in ZERO_SHOT])
     return Priors(scorers, scores, table)
 

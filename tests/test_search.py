@@ -153,8 +153,9 @@ def test_tower_selection_keeps_the_lowest_validation_loss(monkeypatch):
 
     monkeypatch.setattr(search, "fit_zero_shot", fake_fit)
     split = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([3])}
-    towers, table = search.select_towers(cfg, None, None, split)
+    towers, table, chosen = search.select_towers(cfg, None, None, split)
     assert towers == (16, 0.0) and sorted(seen) == sorted(losses)
+    assert chosen.history.best_score == 0.4   # the fitted winner itself, not a refit
     assert len(table) == 4 and table["val/loss"].min() == 0.4
 
 
