@@ -213,10 +213,12 @@ class SpillConfig(TaskConfig):
     patience: int = positive(10)
     augment: bool = False             # turned and mirrored views of the normal training images (val: no gain)
     # anomaly score and threshold
-    score: str = one_of("excess", ("excess", "pooled", "mse", "l1"))
+    score: str = one_of("emission", ("emission", "excess", "pooled", "mse", "l1"))
     score_sigma: float = non_negative(1.0)   # blur of the error map, pixels
-    threshold_policy: str = one_of("fixed_fpr", ("youden", "fixed_fpr"))   # the target is a false-alarm budget
-    target_fpr: float = fraction(0.05)       # for threshold_policy="fixed_fpr"
+    # the target is a false-alarm budget, kept with confidence: a rate measured on 200 normal images is uncertain
+    threshold_policy: str = one_of("fpr_bound", ("youden", "fixed_fpr", "fpr_bound"))
+    target_fpr: float = fraction(0.05)       # for threshold_policy "fixed_fpr" and "fpr_bound"
+    fpr_confidence: float = fraction(0.9)    # for "fpr_bound": P(false-alarm rate <= target_fpr)
     # experiments and baselines
     experiment_epochs: int = positive(4)
     cnn_epochs: int = positive(6)

@@ -9,13 +9,15 @@ The pieces, in the order the notebook calls them:
    light is removed before the autoencoder sees the image.
 4. ``train_autoencoder``: cvtasks.train.fit on batches (x, x), with the validation ROC-AUC
    logged per epoch.
-5. ``anomaly_scores``: from the reconstruction error. ``excess`` (default) keeps only the light
-   the reconstruction lacks (molten metal emits light, so a spill is always *brighter* than the
-   surface the autoencoder redraws), measured in the image's own brightness units (the
-   normalisation undone), blurred, and takes its maximum; ``pooled`` is the squared error of
+5. ``anomaly_scores``: from the reconstruction error. ``emission`` (default) keeps only the
+   light the reconstruction lacks (molten metal emits light, so a spill is always *brighter*
+   than the surface the autoencoder redraws), in the image's own brightness units (the
+   normalisation undone), weighted by how bright the pixel itself is (glowing metal is near
+   white; an unpredictable texture highlight is not), blurred, and takes its maximum;
+   ``excess`` is the same without the brightness weight; ``pooled`` is the squared error of
    both signs in normalised units, so a dark slag lump the model fails to redraw counts too.
-6. ``choose_threshold``: Youden's J or a fixed false-alarm rate on validation, applied
-   unchanged to test.
+6. ``choose_threshold``: Youden's J, a fixed false-alarm rate, or a confidence bound on the
+   false-alarm rate on validation, applied unchanged to test.
 7. Baselines: a supervised CNN (``train_classifier``) and a PatchCore-style nearest-neighbour
    score on pretrained efficientnet_lite0 patch features (``patchcore_scores``).
 8. ``run_experiments`` (architecture, loss, learning rate, normalisation) and
@@ -26,12 +28,14 @@ The pieces, in the order the notebook calls them:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import beta
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 from torch import nn
@@ -115,11 +119,11 @@ def to_uint8(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarr
 
 
 # --- scores and threshold --------------------------------------------------------------------
-SCORES = ("excess", "pooled", "mse", "l1")
+SCORES = ("emission", "excess", "pooled", "mse", "l1")
 
 
 def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float, signed: bool = True,
-              scale: torch.Tensor | None = None) -> torch.Tensor:
+              scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel squared error summed over channels, blurred: (n, H, W); locates the spill.
 
     ``signed``: only where the image is brighter than its reconstruction (``x > recon``), the
@@ -127,27 +131,43 @@ def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float, signed: bool =
     patch it misses does not count. ``scale``: normalise's per-image std (n, C, 1, 1); the
     error is then in the image's own units, where molten metal adds the same light under any
     lighting gain (per-image normalisation would shrink it in bright light and inflate it in dim).
+    ``shift`` (with ``scale``: normalise's per-image median): weight each pixel's error by the
+    pixel's own brightness in the image (0..1), so that only light that is both unexpected and
+    bright counts: glowing metal is near white, while the surface texture the model cannot
+    redraw (brighter in bright light) stays well below it.
     """
     diff = x - recon
     if scale is not None:
         diff = diff * scale
-    err = ((diff.clamp_min(0) if signed else diff) ** 2).sum(1, keepdim=True)
+    diff = diff.clamp_min(0) if signed else diff
+    if shift is not None:
+        if scale is None:
+            raise ValueError("error_map: the brightness weight (shift) needs scale as well")
+        diff = diff * (x * scale + shift).clamp(0, 1)
+    err = (diff ** 2).sum(1, keepdim=True)
     if sigma > 0:
         k = 2 * math.ceil(3 * sigma) + 1
         err = gaussian_blur(err, [k, k], [sigma, sigma])
     return err[:, 0]
 
 
-def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "excess",
-                   sigma: float = 1.0, scale: torch.Tensor | None = None) -> np.ndarray:
+def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "emission",
+                   sigma: float = 1.0, scale: torch.Tensor | None = None,
+                   shift: torch.Tensor | None = None) -> np.ndarray:
     """One score per image; higher means more likely a spill.
 
     ``mse`` / ``l1``: mean error over the image, diluted by a small spill and raised by texture
     and noise everywhere. ``pooled``: the maximum of the blurred error map (``error_map``).
     ``excess``: the same, from the excess light only, in image units when ``scale`` is given
-    (``error_map(signed=True, scale=scale)``); the other scores stay in normalised units.
+    (``error_map(signed=True, scale=scale)``). ``emission``: the excess light weighted by the
+    pixel's brightness (``error_map(signed=True, scale=scale, shift=shift)``; needs both).
+    The other scores stay in normalised units.
     """
-    if method == "excess":
+    if method == "emission":
+        if scale is None or shift is None:
+            raise ValueError("the emission score needs the normalisation's scale and shift")
+        s = error_map(recon, x, sigma, signed=True, scale=scale, shift=shift).flatten(1).amax(1)
+    elif method == "excess":
         s = error_map(recon, x, sigma, signed=True, scale=scale).flatten(1).amax(1)
     elif method == "mse":
         s = ((recon - x) ** 2).mean(dim=(1, 2, 3))
@@ -160,15 +180,27 @@ def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "excess",
     return s.numpy().astype(float)
 
 
-POLICIES = ("youden", "fixed_fpr")
+POLICIES = ("youden", "fixed_fpr", "fpr_bound")
+
+
+def false_alarm_bound(false_alarms: np.ndarray, n_normal: int, confidence: float) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound on the false-alarm rate, from ``false_alarms`` out
+    of ``n_normal`` normal images: the true rate is below it with probability ``confidence``."""
+    k = np.asarray(false_alarms, dtype=float)
+    safe = np.minimum(k, n_normal - 1)          # k = n: the bound is 1 (beta would be undefined)
+    return np.where(k >= n_normal, 1.0, beta.ppf(confidence, safe + 1, n_normal - safe))
 
 
 def choose_threshold(y_val: np.ndarray, scores_val: np.ndarray, policy: str = "youden",
-                     target_fpr: float = 0.05) -> float:
+                     target_fpr: float = 0.05, confidence: float = 0.9) -> float:
     """The score threshold (flag a spill when score >= threshold), chosen on validation only.
 
     ``youden``: maximise TPR - FPR (Youden's J). ``fixed_fpr``: the highest TPR whose false-alarm
-    rate on validation stays <= ``target_fpr``. Ties go to the higher threshold (fewer alarms).
+    rate on validation stays <= ``target_fpr``. ``fpr_bound``: the highest TPR whose false-alarm
+    rate stays <= ``target_fpr`` with probability ``confidence`` (Clopper-Pearson upper bound
+    from the validation count): a rate measured on a few hundred normal images is itself
+    uncertain, and ``fixed_fpr`` spends the whole budget on that estimate. Ties go to the
+    higher threshold (fewer alarms).
     """
     y_val = np.asarray(y_val).astype(int)
     if set(np.unique(y_val)) != {0, 1}:
@@ -178,6 +210,15 @@ def choose_threshold(y_val: np.ndarray, scores_val: np.ndarray, policy: str = "y
         gain = tpr - fpr
     elif policy == "fixed_fpr":
         gain = np.where(fpr <= target_fpr, tpr, -1.0)
+    elif policy == "fpr_bound":
+        n_normal = int((y_val == 0).sum())
+        provable = false_alarm_bound(np.round(fpr * n_normal), n_normal, confidence) <= target_fpr
+        if not provable.any():
+            warnings.warn(f"{n_normal} normal validation images cannot bound the false-alarm rate at "
+                          f"{target_fpr:.1%} with {confidence:.0%} confidence; using the strictest threshold "
+                          "(no validation false alarm)", stacklevel=2)
+            provable = fpr == 0
+        gain = np.where(provable, tpr, -1.0)
     else:
         raise ValueError(f"threshold policy {policy!r}: must be one of {', '.join(POLICIES)}")
     best = int(np.flatnonzero(gain == gain.max())[0])   # thresholds decrease: first = highest
@@ -224,10 +265,10 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
 
 
 def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
-                      val_scale: torch.Tensor | None = None, *,
+                      val_scale: torch.Tensor | None = None, val_shift: torch.Tensor | None = None, *,
                       depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
                       lr: float = 1e-3, epochs: int = 30, batch_size: int = 32, patience: int | None = 6,
-                      augment: bool = False, score: str = "excess", sigma: float = 1.0, seed: int = 42,
+                      augment: bool = False, score: str = "emission", sigma: float = 1.0, seed: int = 42,
                       device: str | torch.device | None = None, run: Any = None,
                       progress: bool = False) -> tuple[ConvAutoencoder, History]:
     """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
@@ -249,7 +290,7 @@ def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndar
         return float(loss_fn(out[y_val == 0], tgt[y_val == 0]))
 
     def val_auc(out: torch.Tensor, tgt: torch.Tensor) -> float:
-        return float(roc_auc_score(y_val.numpy(), anomaly_scores(out, tgt, score, sigma, val_scale)))
+        return float(roc_auc_score(y_val.numpy(), anomaly_scores(out, tgt, score, sigma, val_scale, val_shift)))
 
     if augment:
         train_loader = DihedralBatches(x_train, batch_size, seed)
@@ -376,16 +417,17 @@ def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: c
     """Train each variant on the same split for ``epochs``; validation and test figures per row."""
     rows = []
     for v in experiment_variants(cfg):
-        x, _, scale = normalise(images, v["normalisation"])
+        x, shift, scale = normalise(images, v["normalisation"])
         train = normal_only(split.train, labels)
-        model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], depth=v["depth"],
+        model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], shift[split.val],
+                                        depth=v["depth"],
                                         base=cfg.base_channels, bottleneck=v["bottleneck"], loss=v["loss"],
                                         lr=v["lr"], epochs=epochs, batch_size=cfg.batch_size, patience=None,
                                         augment=v["augment"],
                                         score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device)
         s_val, s_test = (anomaly_scores(reconstruct(model, x[i], device=device), x[i], cfg.score, cfg.score_sigma,
-                                        scale[i]) for i in (split.val, split.test))
-        thr = choose_threshold(labels[split.val], s_val, cfg.threshold_policy, cfg.target_fpr)
+                                        scale[i], shift[i]) for i in (split.val, split.test))
+        thr = choose_threshold(labels[split.val], s_val, cfg.threshold_policy, cfg.target_fpr, cfg.fpr_confidence)
         m = detection(labels[split.test], s_test, thr, "test")
         rows.append({**v, "best_epoch": hist.best_epoch, "val_roc_auc": roc_auc_score(labels[split.val], s_val),
                      **{k.split("/")[1]: m[k] for k in ("test/roc_auc", "test/pr_auc", "test/tpr", "test/tnr")},
@@ -448,7 +490,8 @@ def prepare(cfg: config.SpillConfig) -> Study:
 def fit_autoencoder(study: Study, device: Any = None, run: Any = None) -> None:
     cfg, s, y = study.cfg, study.split, study.data.labels
     study.autoencoder, study.ae_history = train_autoencoder(
-        study.x[study.ae_train], study.x[s.val], y[s.val], study.std[s.val], depth=cfg.depth, base=cfg.base_channels,
+        study.x[study.ae_train], study.x[s.val], y[s.val], study.std[s.val], study.mean[s.val],
+        depth=cfg.depth, base=cfg.base_channels,
         bottleneck=cfg.bottleneck, loss=cfg.loss, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
         patience=cfg.patience, augment=cfg.augment, score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device, run=run)
     study.scores = study.scores or {}
@@ -456,7 +499,7 @@ def fit_autoencoder(study: Study, device: Any = None, run: Any = None) -> None:
 
 
 def score_table(study: Study, device: Any = None) -> dict[str, dict[str, np.ndarray]]:
-    """Every reconstruction score (pooled, mse, l1) of the autoencoder on val and test."""
+    """Every reconstruction score (SCORES) of the autoencoder on val and test."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for part in ("val", "test"):
         idx = getattr(study.split, part)
@@ -464,7 +507,7 @@ def score_table(study: Study, device: Any = None) -> dict[str, dict[str, np.ndar
         for method in SCORES:
             name = "autoencoder" if method == study.cfg.score else f"ae_{method}"
             out.setdefault(name, {})[part] = anomaly_scores(recon, study.x[idx], method, study.cfg.score_sigma,
-                                                            study.std[idx])
+                                                            study.std[idx], study.mean[idx])
     return out
 
 
@@ -489,7 +532,7 @@ def evaluate_all(study: Study) -> dict[str, float]:
     cfg, s, y = study.cfg, study.split, study.data.labels
     study.thresholds, metrics = {}, {}
     for name, sc in study.scores.items():
-        thr = choose_threshold(y[s.val], sc["val"], cfg.threshold_policy, cfg.target_fpr)
+        thr = choose_threshold(y[s.val], sc["val"], cfg.threshold_policy, cfg.target_fpr, cfg.fpr_confidence)
         study.thresholds[name] = thr
         prefix = "" if name == "autoencoder" else f"{name}/"
         metrics.update(detection(y[s.val], sc["val"], thr, f"{prefix}val"))
@@ -505,8 +548,9 @@ def policy_table(study: Study, name: str = "autoencoder") -> pd.DataFrame:
     sc = study.scores[name]
     rows = {}
     for policy in POLICIES:
-        thr = choose_threshold(y[s.val], sc["val"], policy, cfg.target_fpr)
-        label = f"fixed_fpr ({cfg.target_fpr:.0%})" if policy == "fixed_fpr" else policy
+        thr = choose_threshold(y[s.val], sc["val"], policy, cfg.target_fpr, cfg.fpr_confidence)
+        label = {"fixed_fpr": f"fixed_fpr ({cfg.target_fpr:.0%})",
+                 "fpr_bound": f"fpr_bound ({cfg.target_fpr:.0%} at {cfg.fpr_confidence:.0%})"}.get(policy, policy)
         rows[label] = {"threshold": thr, **{f"{part}/{m}": detection(y[idx], sc[part], thr, part)[f"{part}/{m}"]
                                             for part, idx in (("val", s.val), ("test", s.test)) for m in ("tpr", "tnr")}}
     return pd.DataFrame(rows).T.round(3)
@@ -541,9 +585,10 @@ def reconstruction_examples(study: Study, n: int = 4, part: str = "test") -> tup
     chosen = np.concatenate([spills[::-1][:n], spills[:n], normals[::-1][:n], normals[:n]])
     sel = idx[chosen]
     recon = reconstruct(study.autoencoder, study.x[sel])
-    excess = study.cfg.score == "excess"
-    maps = error_map(recon, study.x[sel], study.cfg.score_sigma, signed=excess,
-                     scale=study.std[sel] if excess else None).numpy()
+    signed = study.cfg.score in ("emission", "excess")
+    maps = error_map(recon, study.x[sel], study.cfg.score_sigma, signed=signed,
+                     scale=study.std[sel] if signed else None,
+                     shift=study.mean[sel] if study.cfg.score == "emission" else None).numpy()
     titles = [f"{CLASSES[study.data.labels[i]]} {study.data.lighting[i]}\nscore {s[c]:.2f}"
               for i, c in zip(sel, chosen)]
     return list(study.data.images[sel]), list(to_uint8(recon, study.mean[sel], study.std[sel])), list(maps), titles

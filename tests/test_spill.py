@@ -27,6 +27,25 @@ def test_threshold_policies_on_a_hand_made_case():
         spill.choose_threshold(y, s, "median")
 
 
+def test_fpr_bound_policy_keeps_a_margin_for_the_uncertainty_of_the_validation_rate():
+    # 200 normal images scored 0, 1, .., 199; 250 spills at 150.5, 151.5, .., 399.5 (overlapping)
+    y = np.r_[np.zeros(200, int), np.ones(250, int)]
+    s = np.r_[np.arange(200.0), np.arange(150.5, 400)]
+    # the full 5 % budget: 10 false alarms (190..199), every spill from 189.5 up
+    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.05) == pytest.approx(189.5)
+    thr = spill.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.9)
+    # Clopper-Pearson at 90 %: 5 false alarms of 200 bound the rate below 4.6 %, 6 do not (5.2 %)
+    assert int((s[:200] >= thr).sum()) == 5 and thr == pytest.approx(194.5)
+    assert spill.false_alarm_bound(np.array([5, 6]), 200, 0.9) == pytest.approx([0.0459, 0.0523], abs=5e-4)
+    assert spill.false_alarm_bound(np.array([0, 200]), 200, 0.9) == pytest.approx([1 - 0.1 ** (1 / 200), 1.0])
+    # more confidence, fewer false alarms allowed
+    assert spill.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.99) > thr
+    # too few normal images to bound 5 % at 90 %: warn and allow no validation false alarm
+    with pytest.warns(UserWarning, match="cannot bound"):
+        small = spill.choose_threshold([0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.25, 0.9], "fpr_bound")
+    assert small == pytest.approx(0.9)
+
+
 def test_split_is_stratified_disjoint_and_ae_trains_on_normals_only():
     labels = np.array([0, 1] * 50)
     split = spill.make_split(labels, 0.2, 0.3, seed=1)
@@ -84,6 +103,22 @@ def test_excess_score_counts_only_light_the_reconstruction_lacks_in_image_units(
     assert pooled[0] == pooled[1] == pooled[2] == pytest.approx(3.0)   # both signs, normalised units
     emap = spill.error_map(recon, x, 1.0, signed=True, scale=scale)
     assert np.unravel_index(int(emap[0].argmax()), (16, 16)) in {(4, 4), (4, 5), (5, 4), (5, 5)}
+
+
+def test_emission_score_weights_the_excess_light_by_the_pixels_brightness():
+    recon = torch.zeros(2, 3, 8, 8)
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, :, 3, 3] = 1.0                      # the same excess light, normalised units
+    scale = torch.full((2, 3, 1, 1), 0.5)
+    shift = torch.tensor([0.45, 0.05]).view(2, 1, 1, 1).expand(2, 3, 1, 1)   # pixel 0.95 vs 0.55 in the image
+    emission = spill.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)
+    excess = spill.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
+    assert excess[0] == excess[1] == pytest.approx(3 * 0.5 ** 2)
+    assert emission == pytest.approx([3 * (0.5 * 0.95) ** 2, 3 * (0.5 * 0.55) ** 2])   # near-white counts more
+    x[1, :, 3, 3] = -1.0                     # darker than the reconstruction: nothing
+    assert spill.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)[1] == 0.0
+    with pytest.raises(ValueError, match="scale and shift"):
+        spill.anomaly_scores(recon, x, "emission", scale=scale)
 
 
 def test_dihedral_batches_are_turned_or_mirrored_views_of_the_training_images():
