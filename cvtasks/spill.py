@@ -151,30 +151,39 @@ def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float, signed: bool =
     return err[:, 0]
 
 
+LOCAL_SCORES = ("emission", "excess", "pooled")   # the maximum of an error map: they locate the spill
+
+
+def local_error_map(recon: torch.Tensor, x: torch.Tensor, method: str, sigma: float = 1.0,
+                    scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """The blurred per-pixel map (n, H, W) behind a local score: ``pooled`` both signs in normalised
+    units; ``excess`` the excess light only, in image units when ``scale`` is given;
+    ``emission`` the excess light weighted by the pixel's brightness (needs ``scale`` and ``shift``)."""
+    if method == "emission":
+        if scale is None or shift is None:
+            raise ValueError("the emission score needs the normalisation's scale and shift")
+        return error_map(recon, x, sigma, signed=True, scale=scale, shift=shift)
+    if method == "excess":
+        return error_map(recon, x, sigma, signed=True, scale=scale)
+    if method == "pooled":
+        return error_map(recon, x, sigma, signed=False)
+    raise ValueError(f"score {method!r}: must be one of {', '.join(SCORES)}")
+
+
 def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "emission",
                    sigma: float = 1.0, scale: torch.Tensor | None = None,
                    shift: torch.Tensor | None = None) -> np.ndarray:
     """One score per image; higher means more likely a spill.
 
     ``mse`` / ``l1``: mean error over the image, diluted by a small spill and raised by texture
-    and noise everywhere. ``pooled``: the maximum of the blurred error map (``error_map``).
-    ``excess``: the same, from the excess light only, in image units when ``scale`` is given
-    (``error_map(signed=True, scale=scale)``). ``emission``: the excess light weighted by the
-    pixel's brightness (``error_map(signed=True, scale=scale, shift=shift)``; needs both).
-    The other scores stay in normalised units.
+    and noise everywhere. The LOCAL_SCORES: the maximum of their ``local_error_map``.
     """
-    if method == "emission":
-        if scale is None or shift is None:
-            raise ValueError("the emission score needs the normalisation's scale and shift")
-        s = error_map(recon, x, sigma, signed=True, scale=scale, shift=shift).flatten(1).amax(1)
-    elif method == "excess":
-        s = error_map(recon, x, sigma, signed=True, scale=scale).flatten(1).amax(1)
+    if method in LOCAL_SCORES:
+        s = local_error_map(recon, x, method, sigma, scale, shift).flatten(1).amax(1)
     elif method == "mse":
         s = ((recon - x) ** 2).mean(dim=(1, 2, 3))
     elif method == "l1":
         s = (recon - x).abs().mean(dim=(1, 2, 3))
-    elif method == "pooled":
-        s = error_map(recon, x, sigma, signed=False).flatten(1).amax(1)
     else:
         raise ValueError(f"score {method!r}: must be one of {', '.join(SCORES)}")
     return s.numpy().astype(float)
@@ -585,10 +594,8 @@ def reconstruction_examples(study: Study, n: int = 4, part: str = "test") -> tup
     chosen = np.concatenate([spills[::-1][:n], spills[:n], normals[::-1][:n], normals[:n]])
     sel = idx[chosen]
     recon = reconstruct(study.autoencoder, study.x[sel])
-    signed = study.cfg.score in ("emission", "excess")
-    maps = error_map(recon, study.x[sel], study.cfg.score_sigma, signed=signed,
-                     scale=study.std[sel] if signed else None,
-                     shift=study.mean[sel] if study.cfg.score == "emission" else None).numpy()
+    method = study.cfg.score if study.cfg.score in LOCAL_SCORES else "pooled"   # a global score has no map
+    maps = local_error_map(recon, study.x[sel], method, study.cfg.score_sigma, study.std[sel], study.mean[sel]).numpy()
     titles = [f"{CLASSES[study.data.labels[i]]} {study.data.lighting[i]}\nscore {s[c]:.2f}"
               for i, c in zip(sel, chosen)]
     return list(study.data.images[sel]), list(to_uint8(recon, study.mean[sel], study.std[sel])), list(maps), titles
