@@ -81,13 +81,16 @@ class ImageEncoder(nn.Module):
         """Embeddings of raw images (any mode or size) as a float32 array (n, embed_dim)."""
         batch_size = batch_size or config.ENCODER_BATCH_SIZE
         device = pick_device(device)
-        self.eval().to(device)
+        # channels-last: the same float32 arithmetic in another memory order, which oneDNN's
+        # convolutions run about 1.8x faster on the CPU (60 -> 34 ms per image for lite0 here)
+        self.eval().to(device, memory_format=torch.channels_last)
         transform = self.preprocessing.transform()
         images = list(images) if not isinstance(images, Sequence) else images
         chunks = []
         for start in tqdm(range(0, len(images), batch_size), desc=f"embed {self.name}",
                           disable=not progress, leave=False):
-            batch = torch.stack([transform(im) for im in images[start:start + batch_size]]).to(device)
+            batch = torch.stack([transform(im) for im in images[start:start + batch_size]])
+            batch = batch.to(device, memory_format=torch.channels_last)
             chunks.append(self.embed(batch).float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, self.embed_dim), np.float32)
 
