@@ -159,6 +159,12 @@ def test_tower_selection_keeps_the_lowest_validation_loss(monkeypatch):
     assert len(table) == 4 and table["val/loss"].min() == 0.4
 
 
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_config_rejects_a_bad_image_count(n):
+    with pytest.raises(config.ConfigError, match="n_images"):
+        dataclasses.replace(config.get("search"), n_images=n)
+
+
 def test_config_rejects_an_empty_or_bad_tower_grid():
     with pytest.raises(config.ConfigError, match="contrastive_dims"):
         dataclasses.replace(config.get("search"), contrastive_dims=())

@@ -116,6 +116,15 @@ def test_builder_is_reused_until_the_settings_change(tmp_path):
     assert pd.read_csv(other / "train_dataset.csv").shape[0] > 0
 
 
+def test_builder_takes_every_usable_drawing_by_default(tmp_path):
+    s = settings(tmp_path, n_images=None)
+    out = openclipart.build(tmp_path / "all", s)
+    usable = openclipart.scan_library(openclipart.Path(s.svg_dir), openclipart.Path(s.png_dir))
+    data = course_search.load(out)
+    assert len(data.train_images) + len(data.test_images) == len(usable) == 24
+    assert config.get("search").n_images is None
+
+
 def test_builder_refuses_more_images_than_the_library_has(tmp_path):
     with pytest.raises(ValueError, match="only 24 usable drawings"):
         openclipart.build(tmp_path / "x", settings(tmp_path, n_images=100))
