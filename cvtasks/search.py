@@ -170,6 +170,13 @@ class ConcatMLP(nn.Module):
     def forward(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(torch.cat([img, txt], dim=1))).squeeze(1)
 
+    def grid(self, img: torch.Tensor, txt: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_txt, n_img) scores of every text against every image: the first layer is split
+        into its image and text halves, each applied once per vector instead of once per pair."""
+        first, d_img = self.net[0], img.shape[1]
+        hidden = (txt @ first.weight[:, d_img:].T)[:, None, :] + (img @ first.weight[:, :d_img].T + first.bias)[None]
+        return torch.sigmoid(self.net[1:](hidden)).squeeze(-1)
+
 
 class InteractionMLP(nn.Module):
     """Both vectors projected to a common space and normalised; the head sees their
@@ -185,12 +192,18 @@ class InteractionMLP(nn.Module):
                                   nn.Linear(hidden, 1))
 
     def forward(self, img: torch.Tensor, txt: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        pi = nn.functional.normalize(self.img(img), dim=1)
-        pt = nn.functional.normalize(self.txt(txt), dim=1)
-        product = pi * pt
-        cosine = product.sum(dim=1, keepdim=True)
-        features = torch.cat([product, cosine, prior.reshape(len(product), -1)], dim=1)
-        return torch.sigmoid(self.head(features)).squeeze(1)
+        return self._score(self.img(img), self.txt(txt), prior.reshape(len(img), -1))
+
+    def grid(self, img: torch.Tensor, txt: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """(n_txt, n_img) scores of every text against every image (``prior``: (n_txt, n_img,
+        n_priors)); each side is projected once, not once per pair."""
+        return self._score(self.img(img)[None], self.txt(txt)[:, None], prior)
+
+    def _score(self, img: torch.Tensor, txt: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """The head on projected vectors that broadcast against each other (pairs or a grid)."""
+        product = nn.functional.normalize(img, dim=-1) * nn.functional.normalize(txt, dim=-1)
+        features = torch.cat([product, product.sum(dim=-1, keepdim=True), prior], dim=-1)
+        return torch.sigmoid(self.head(features)).squeeze(-1)
 
 
 class _Pairs(Dataset):
@@ -301,6 +314,21 @@ class NetScorer(Scorer):
         self.net.cpu().eval()
         with one_thread():
             return self.net(*(torch.from_numpy(x) for x in self._inputs(img, txt))).numpy().astype(float)
+
+    @torch.no_grad()
+    def score_gallery(self, gallery, queries):
+        """Every query against every image through the net's ``grid``: the vectors are
+        standardised and projected once each and the priors score their own grids, where
+        pair by pair (the base class) would repeat that work for each of the n_q x n_g pairs."""
+        self.net.cpu().eval()
+        img = torch.from_numpy(self.img_scaler.transform(gallery).astype(np.float32))
+        txt = torch.from_numpy(self.txt_scaler.transform(queries).astype(np.float32))
+        prior = (torch.from_numpy(np.stack([p.score_gallery(gallery, queries) for p in self.priors], -1)).float()
+                 if self.priors else None)
+        per_chunk = max(1, SCORE_CHUNK // max(len(gallery), 1))
+        rows = [self.net.grid(img, txt[s:s + per_chunk], None if prior is None else prior[s:s + per_chunk])
+                for s in range(0, len(txt), per_chunk)]
+        return torch.cat(rows).numpy().astype(float) if rows else np.zeros((0, len(gallery)))
 
 
 class CosineScorer(Scorer):

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import config
 from cvtasks import cli, search
@@ -52,8 +53,6 @@ def test_ranking_metrics_by_hand():
 
 
 def test_info_nce_counts_every_copy_of_an_image_as_a_match():
-    import torch
-
     logits = torch.tensor([[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
     # rows 0 and 1 show one image: half the target on each copy; cross-entropy by hand
     shared = search.info_nce(logits, torch.tensor([0.0, 0.0, 1.0]))
@@ -61,6 +60,24 @@ def test_info_nce_counts_every_copy_of_an_image_as_a_match():
     # three distinct images, each text sure of its own: almost no loss
     assert search.info_nce(10 * torch.eye(3), torch.tensor([0.0, 1.0, 2.0])).item() == pytest.approx(
         np.log(1 + 2 * np.exp(-10)), rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "interaction"])
+def test_gallery_grid_scores_equal_pair_by_pair_scores(kind):
+    rng = np.random.default_rng(0)
+    img, txt = rng.normal(size=(40, 12)), rng.normal(size=(40, 6))
+    prior = search.CosineScorer(alpha=1.0).fit(img, txt)
+    torch.manual_seed(0)
+    if kind == "mlp":
+        scorer = search.NetScorer(kind, search.ConcatMLP(12, 6, hidden=16, dropout=0.3))
+    else:
+        scorer = search.NetScorer(kind, search.InteractionMLP(12, 6, proj=8, hidden=16, dropout=0.3), [prior])
+    scorer.img_scaler.fit(img)
+    scorer.txt_scaler.fit(txt)
+    gallery, queries = rng.normal(size=(7, 12)), rng.normal(size=(5, 6))
+    grid = scorer.score_gallery(gallery, queries)
+    assert grid.shape == (5, 7) and grid.std() > 0
+    np.testing.assert_allclose(grid, search.Scorer.score_gallery(scorer, gallery, queries), atol=1e-5)
 
 
 def test_contrastive_towers_align_matching_pairs():
