@@ -652,14 +652,17 @@ def run_experiment(cfg: config.SearchConfig, *, device: Any = None, run: Any = N
 
 def crowd_blend_effect(exp: Experiment, weights: tuple[float, ...] = (0.0, 0.25, 0.5), kind: str | None = None,
                        device: Any = None) -> pd.DataFrame:
-    """Retrain one model kind on targets blended with the crowd share; every row is scored
-    against the experts' target, so the rows compare like with like."""
+    """Retrain one model kind on targets blended with the crowd share (the run's own weight
+    reuses its model); every row is scored against the experts' target, so the rows compare
+    like with like."""
     kind = kind or exp.best
     rows = []
     for w in weights:
         target = blended_target(exp.data.pairs, w)
-        if kind == "linear":
-            scorer: Scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
+        if w == exp.cfg.crowd_weight:   # the run's own target: its fitted model, not a refit
+            scorer: Scorer = exp.models[kind]
+        elif kind == "linear":
+            scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
                                                                     target[exp.split["train"]])
         else:
             scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.priors, device)
