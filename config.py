@@ -257,7 +257,8 @@ class SearchConfig(TaskConfig):
     ridge_alpha: float = positive(1.0)          # the text -> image map of the cosine baseline
     # the contrastive towers' shared-space size and dropout: each pair of this grid is trained,
     # and the one with the lowest validation loss is kept (cvtasks.search.select_towers)
-    contrastive_dims: tuple[int, ...] = (64, 128, 256)
+    # (64-d lost by > 0.3 nats in every full run: 3.99 / 4.07 against 3.59 with all drawings)
+    contrastive_dims: tuple[int, ...] = (128, 256)
     contrastive_dropouts: tuple[float, ...] = (0.2, 0.5)
     contrastive_epochs: int = positive(30)
     crossfit_folds: int = positive(5)           # zero-shot scores of training pairs, by image fold

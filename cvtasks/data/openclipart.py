@@ -280,7 +280,7 @@ def build(out_dir: str | Path, settings: BuildSettings) -> Path:
     # decoding and resizing hold the GIL, so processes, not threads: 1.8x faster on 2 cores
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(tqdm(pool.map(_render_file, jobs, chunksize=16), total=len(jobs), desc="render drawings",
-                  leave=False))
+                  leave=False, mininterval=5))   # a few lines, not a hundred, in a notebook's output
 
     pairs = _training_pairs(train, settings, rng)
     pd.DataFrame({"image": [train[j].file_name for _, j, _, _ in pairs], "query_id": [p[2] for p in pairs],
