@@ -180,7 +180,7 @@ class ConcatMLP(nn.Module):
 
 class InteractionMLP(nn.Module):
     """Both vectors projected to a common space and normalised; the head sees their
-    element-wise product and cosine (how well they agree) and the zero-shot cosine of the ridge map (``prior``), which carries what ~1,000 (query, own
+    element-wise product and cosine (how well they agree) and the zero-shot cosine of the ridge map (``prior``), which carries what ~1,900 (query, own
     image) pairs teach about the two spaces far better than one vote per pair does. The
     projections themselves are left out of the head: with them it memorised images and queries."""
 
@@ -334,7 +334,7 @@ class NetScorer(Scorer):
 class CosineScorer(Scorer):
     """Zero-shot ranking baseline: a ridge map from the text space into the (standardised)
     image space, fitted on (query, its own image) pairs; score = cosine in image space.
-    A linear map rather than CCA/PLS: with ~1,000 pairs and 1,280 + 384 dimensions CCA
+    A linear map rather than CCA/PLS: with ~1,900 pairs and 1,280 + 384 dimensions CCA
     overfits without heavy regularisation, and ridge has one knob and a closed form."""
 
     name = "cosine"
