@@ -67,9 +67,9 @@ class ConfigError(ValueError):
 
 
 # --- field helpers: the rule travels with the field -----------------------------------------
-def positive(default: float) -> Any:
-    """A number that must be > 0."""
-    return field(default=default, metadata={"min": 0, "strict": True})
+def positive(default: float | None, *, optional: bool = False) -> Any:
+    """A number that must be > 0 (or None, when ``optional``)."""
+    return field(default=default, metadata={"min": 0, "strict": True, "optional": optional})
 
 
 def non_negative(default: float) -> Any:
@@ -102,7 +102,7 @@ class TaskConfig:
             where = f"{name}.{f.name} = {value!r}"
             if "choices" in meta and value not in meta["choices"]:
                 raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}")
-            if "min" in meta:
+            if "min" in meta and not (value is None and meta.get("optional")):
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise ConfigError(f"{where}: must be a number")
                 if value < meta["min"] or (meta["strict"] and value == meta["min"]):
@@ -244,7 +244,7 @@ class SearchConfig(TaskConfig):
     # builder of the embedded default
     # drawings drawn from the library; None: every usable one (3,166). More drawings was the one
     # change that moved R2 (0.21 with 1,400, 0.30 with all; docs/search.md)
-    n_images: int | None = None
+    n_images: int | None = positive(None, optional=True)
     test_image_fraction: float = fraction(0.25)  # of them, the search gallery (test_images/)
     same_subject_pairs: int = non_negative(3)   # per query: images of the same subject ...
     random_pairs: int = non_negative(2)         # ... and random ones, besides its own image
@@ -277,9 +277,6 @@ class SearchConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_images is not None and (not isinstance(self.n_images, int) or isinstance(self.n_images, bool)
-                                          or self.n_images < 1):
-            raise ConfigError(f"SearchConfig.n_images = {self.n_images!r}: must be an integer >= 1, or None for all")
         if self.crowd_weight > 1:
             raise ConfigError(f"SearchConfig.crowd_weight = {self.crowd_weight!r}: must be <= 1")
         if not self.contrastive_dims or min(self.contrastive_dims) < 1:

@@ -180,9 +180,10 @@ class ConcatMLP(nn.Module):
 
 class InteractionMLP(nn.Module):
     """Both vectors projected to a common space and normalised; the head sees their
-    element-wise product and cosine (how well they agree) and the zero-shot cosine of the ridge map (``prior``), which carries what ~1,900 (query, own
-    image) pairs teach about the two spaces far better than one vote per pair does. The
-    projections themselves are left out of the head: with them it memorised images and queries."""
+    element-wise product and cosine (how well they agree) and the zero-shot scores
+    (``prior``), which carry what ~1,900 (query, own image) pairs teach about the two spaces
+    far better than one vote per pair does. The projections themselves are left out of the
+    head: with them it memorised images and queries."""
 
     def __init__(self, d_img: int, d_txt: int, proj: int, hidden: int, dropout: float, n_priors: int = 1):
         super().__init__()
@@ -653,24 +654,25 @@ def run_experiment(cfg: config.SearchConfig, *, device: Any = None, run: Any = N
 def crowd_blend_effect(exp: Experiment, weights: tuple[float, ...] = (0.0, 0.25, 0.5), kind: str | None = None,
                        device: Any = None) -> pd.DataFrame:
     """Retrain one model kind on targets blended with the crowd share (the run's own weight
-    reuses its model); every row is scored against the experts' target, so the rows compare
-    like with like."""
+    keeps its model and metrics); every row is scored against the experts' target, so the rows
+    compare like with like."""
     kind = kind or exp.best
     rows = []
     for w in weights:
-        target = blended_target(exp.data.pairs, w)
-        if w == exp.cfg.crowd_weight:   # the run's own target: its fitted model, not a refit
-            scorer: Scorer = exp.models[kind]
-        elif kind == "linear":
-            scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
-                                                                    target[exp.split["train"]])
+        if w == exp.cfg.crowd_weight:   # the run's own target: nothing to refit or rescore
+            metrics = exp.metrics
         else:
-            scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.priors, device)
-        probe = Experiment(exp.cfg, exp.data, exp.features, exp.split, target)
-        evaluate(probe, kind, scorer)
+            target = blended_target(exp.data.pairs, w)
+            if kind == "linear":
+                scorer: Scorer = LinearScorer(exp.cfg.linear_alpha).fit(*exp.features.pairs(exp.split["train"]),
+                                                                        target[exp.split["train"]])
+            else:
+                scorer = fit_net(kind, exp.cfg, exp.features, target, exp.split, exp.priors, device)
+            probe = Experiment(exp.cfg, exp.data, exp.features, exp.split, target)
+            evaluate(probe, kind, scorer)
+            metrics = probe.metrics
         prefix = f"{kind}/test/"
-        rows.append({"crowd weight": w, **{k[len(prefix):]: v for k, v in probe.metrics.items()
-                                           if k.startswith(prefix)}})
+        rows.append({"crowd weight": w, **{k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}})
     return pd.DataFrame(rows).set_index("crowd weight")
 
 

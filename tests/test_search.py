@@ -142,6 +142,21 @@ def test_end_to_end_and_cli_search(tiny, monkeypatch, capsys):
     assert list((tmp / "models").glob("search-*.joblib")) == saved   # reused, not retrained
 
 
+@pytest.mark.slow
+def test_crowd_blend_keeps_the_runs_own_row_and_refits_the_others(tiny, monkeypatch):
+    cfg, tmp = tiny
+    monkeypatch.setattr(config, "CACHE_DIR", tmp / "cache")
+    exp = search.run_experiment(cfg)
+    refits = []
+    real_fit_net = search.fit_net
+    monkeypatch.setattr(search, "fit_net", lambda kind, *a, **kw: refits.append(kind) or real_fit_net(kind, *a, **kw))
+    blend = search.crowd_blend_effect(exp, weights=(0.0, 0.5), kind="interaction")
+    assert refits == ["interaction"]                      # w = 0 is the run's own model
+    assert blend.loc[0.0, "r2"] == exp.metrics["interaction/test/r2"]
+    assert blend.loc[0.0, "ndcg@10"] == exp.metrics["interaction/test/ndcg@10"]
+    assert np.isfinite(blend.loc[0.5, "r2"]) and blend.loc[0.5, "r2"] != blend.loc[0.0, "r2"]
+
+
 def test_cli_search_rejects_bad_input(monkeypatch, capsys):
     assert cli.main(["search", "a cat", "--k", "0"]) == 2
     assert "--k 0" in capsys.readouterr().err
@@ -176,7 +191,7 @@ def test_tower_selection_keeps_the_lowest_validation_loss(monkeypatch):
     assert len(table) == 4 and table["val/loss"].min() == 0.4
 
 
-@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+@pytest.mark.parametrize("n", [0, -3, True, "all"])
 def test_config_rejects_a_bad_image_count(n):
     with pytest.raises(config.ConfigError, match="n_images"):
         dataclasses.replace(config.get("search"), n_images=n)

@@ -6,8 +6,8 @@ drawings with human-written titles, descriptions and keywords. The builder
 1. reads every SVG's metadata (``dc:title``, ``dc:description``, keyword ``rdf:li`` tags);
    keeps drawings whose title names the drawing (a title shared by more than
    ``MAX_TITLE_REPEATS`` drawings is a collection name such as "Lemon SVG theme");
-2. draws ``n_images`` of them (all by default), round-robin over the library's folders (subjects) so that no
-   folder dominates, and splits them into train and test images;
+2. takes all of them, or ``n_images`` drawn round-robin over the library's folders (subjects)
+   so that no folder dominates, and splits them into train and test images;
 3. makes queries from each drawing's title (query ``<image>#0``) and, when it says something
    else, its description (``<image>#1``);
 4. pairs every training query with its own image, images of the same subject and random
