@@ -122,7 +122,7 @@ def test_builder_takes_every_usable_drawing_by_default(tmp_path):
     usable = openclipart.scan_library(openclipart.Path(s.svg_dir), openclipart.Path(s.png_dir))
     data = course_search.load(out)
     assert len(data.train_images) + len(data.test_images) == len(usable) == 24
-    assert config.get("search").n_images is None
+    assert config.get("search", quick=False).n_images is None
 
 
 def test_builder_refuses_more_images_than_the_library_has(tmp_path):
