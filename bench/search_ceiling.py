@@ -12,7 +12,8 @@ builder's relevance rule uses and no model is given. On the annotated test pairs
    5 folds, then a gradient-boosted regressor on the two "same folder" probabilities (with and
    without a perfect own-image flag).
 
-Takes about 3 minutes on the 2-core CPU with the embeddings cached (`python -m cvtasks run search`).
+Takes about 7 minutes on the 2-core CPU for all 3,166 drawings (3 for the former 1,400), with the
+embeddings cached (`python -m cvtasks run search`).
 """
 from __future__ import annotations
 
