@@ -429,11 +429,10 @@ def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: c
         x, shift, scale = normalise(images, v["normalisation"])
         train = normal_only(split.train, labels)
         model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], shift[split.val],
-                                        depth=v["depth"],
-                                        base=cfg.base_channels, bottleneck=v["bottleneck"], loss=v["loss"],
-                                        lr=v["lr"], epochs=epochs, batch_size=cfg.batch_size, patience=None,
-                                        augment=v["augment"],
-                                        score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device)
+                                        depth=v["depth"], base=cfg.base_channels, bottleneck=v["bottleneck"],
+                                        loss=v["loss"], lr=v["lr"], epochs=epochs, batch_size=cfg.batch_size,
+                                        patience=None, augment=v["augment"], score=cfg.score, sigma=cfg.score_sigma,
+                                        seed=cfg.seed, device=device)
         s_val, s_test = (anomaly_scores(reconstruct(model, x[i], device=device), x[i], cfg.score, cfg.score_sigma,
                                         scale[i], shift[i]) for i in (split.val, split.test))
         thr = choose_threshold(labels[split.val], s_val, cfg.threshold_policy, cfg.target_fpr, cfg.fpr_confidence)
@@ -500,9 +499,9 @@ def fit_autoencoder(study: Study, device: Any = None, run: Any = None) -> None:
     cfg, s, y = study.cfg, study.split, study.data.labels
     study.autoencoder, study.ae_history = train_autoencoder(
         study.x[study.ae_train], study.x[s.val], y[s.val], study.std[s.val], study.mean[s.val],
-        depth=cfg.depth, base=cfg.base_channels,
-        bottleneck=cfg.bottleneck, loss=cfg.loss, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        patience=cfg.patience, augment=cfg.augment, score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device, run=run)
+        depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck, loss=cfg.loss, lr=cfg.lr,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience, augment=cfg.augment,
+        score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device, run=run)
     study.scores = study.scores or {}
     study.scores.update(score_table(study, device))
 
