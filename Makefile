@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup test test-fast reports reports-quick clean-cache
+.PHONY: setup test test-fast reports reports-quick lab repro clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,14 @@ reports: setup
 ## the same in quick mode, on temporary copies (a smoke run)
 reports-quick: setup
 	$(PY) -m cvtasks report --quick
+
+## JupyterLab on the project's environment; open a notebook, its kernel is "Python (cvtasks)"
+lab: setup
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=.
+
+## the Fashion pipeline (prepare -> train -> evaluate -> export) with DVC
+repro: setup
+	$(VENV)/bin/dvc repro
 
 clean-cache:
 	rm -rf data/cache

@@ -4,44 +4,38 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import config
 
-# Each task module exposes run(cfg) -> dict of flat, slash-named metrics.
-TASK_MODULES = {
-    "brands": "cvtasks.brands",
-    "styles": "cvtasks.styles",
-    "spill": "cvtasks.spill",
-    "search": "cvtasks.search",
-    "fashion": "cvtasks.fashion",
+# The task objects (cvtasks.task.Task), imported when a command needs one.
+TASK_CLASSES = {
+    "brands": ("cvtasks.brands", "BrandsTask"),
+    "styles": ("cvtasks.styles", "StylesTask"),
+    "spill": ("cvtasks.spill", "SpillTask"),
+    "search": ("cvtasks.search", "SearchTask"),
+    "fashion": ("cvtasks.fashion", "FashionTask"),
 }
 
 
+def task_class(name: str):
+    module, attr = TASK_CLASSES[name]
+    return getattr(importlib.import_module(module), attr)
+
+
 def _quick(args: argparse.Namespace) -> bool:
-    """--quick or CVTASKS_QUICK=1; once chosen, exported so that child processes agree."""
-    quick = bool(args.quick) or config.quick_from_env()
-    os.environ[config.QUICK_ENV] = "1" if quick else "0"
-    return quick
+    """--quick or CVTASKS_QUICK=1. Passed on explicitly (config, kernel environment), never
+    written back into this process's environment."""
+    return bool(args.quick) or config.quick_from_env()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    quick = _quick(args)
-    try:
-        module = importlib.import_module(TASK_MODULES[args.task])
-    except ModuleNotFoundError as err:
-        if err.name != TASK_MODULES[args.task]:
-            raise
-        print(f"task {args.task!r} is not implemented yet", file=sys.stderr)
-        return 2
-    from cvtasks.io import write_metrics
-
-    metrics = module.run(config.get(args.task, quick=quick))
-    path = write_metrics(args.task, metrics, quick=quick)
+    overrides = {"paths": config.Paths.under(args.out, cache=config.CACHE_DIR)} if args.out else {}
+    task = task_class(args.task)(config.get(args.task, quick=_quick(args), **overrides), caller="cli")
+    metrics = task.run()
     print(json.dumps(metrics, indent=2, sort_keys=True))
-    print(f"wrote {path}")
+    print(f"wrote {task.metrics_file}")
     return 0
 
 
@@ -147,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     run = sub.add_parser("run", help="train and evaluate one task; writes reports/<task>/metrics.json")
-    run.add_argument("task", choices=list(TASK_MODULES))
+    run.add_argument("task", choices=list(TASK_CLASSES))
     run.add_argument("--quick", action="store_true", help="small sizes and few epochs (minutes on a CPU)")
+    run.add_argument("--out", type=Path, help="write reports/, models/, runs/ and wandb/ under this folder "
+                                              "instead of the repository (the feature cache stays shared)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="execute the notebooks (full: outputs in place + HTML in reports/)")

@@ -64,9 +64,19 @@ def notebook_path(task: str) -> Path:
     return config.ROOT / config.NOTEBOOKS[task]
 
 
+def require_kernel(name: str = config.NOTEBOOK_KERNEL) -> None:
+    """Fail early, with the fix, when the project's Jupyter kernel is not registered."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name not in KernelSpecManager().find_kernel_specs():
+        raise NotebookError(f"the Jupyter kernel {name!r} is not registered: run `make setup`, or "
+                            f"`python -m ipykernel install --sys-prefix --name {name}` in the project's environment")
+
+
 def execute(task: str, *, quick: bool, out_dir: Path | None = None,
             timeout: int | None = None) -> ReportResult:
     """Run one task's notebook; see the module docstring for where the results go."""
+    require_kernel()
     source = notebook_path(task)
     nb = nbformat.read(source, as_version=4)
     client = NotebookClient(nb, timeout=timeout or config.NOTEBOOK_CELL_TIMEOUT_S,
@@ -79,7 +89,8 @@ def execute(task: str, *, quick: bool, out_dir: Path | None = None,
         out_dir = config.REPORTS_DIR / task
         executed = source
     start = time.perf_counter()
-    with _env(**{config.QUICK_ENV: "1" if quick else "0"}):
+    # progress bars stay out of the saved outputs (tqdm reads TQDM_DISABLE)
+    with _env(**{config.QUICK_ENV: "1" if quick else "0", "TQDM_DISABLE": "1"}):
         try:
             client.execute()
         except CellExecutionError as err:

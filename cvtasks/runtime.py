@@ -5,6 +5,7 @@ import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,3 +43,12 @@ def one_thread() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def progress_bar(iterable: Any, enabled: bool = True, **kwargs: Any) -> Any:
+    """tqdm over ``iterable``, off when ``enabled`` is False or TQDM_DISABLE is set (the report
+    runner sets it, so that executed notebooks keep no progress-bar output)."""
+    from tqdm.auto import tqdm
+
+    off = not enabled or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}
+    return tqdm(iterable, disable=off, **kwargs)

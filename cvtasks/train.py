@@ -1,29 +1,29 @@
 """The one training loop every task uses.
 
-``fit`` trains for a number of epochs, evaluates on a validation loader after each, keeps the
-best weights by a monitored metric (early stopping after ``patience`` epochs without
-improvement), writes the best checkpoint atomically, and returns the per-epoch history for
-plots. Batches are ``(inputs, targets)``; ``inputs`` may be a tensor or a tuple of tensors
-(passed to the model as separate arguments). Plain PyTorch rather than Lightning: the loop is
-short, every task's notebook can read it, and it adds no framework on top of timm.
+``fit`` trains for a number of epochs, validates after each, keeps the best weights by a
+monitored metric (early stopping after ``patience`` epochs without improvement), writes the
+best checkpoint atomically, and returns the per-epoch history for plots and W&B. How it
+trains is one small ``FitOptions``; what it trains with (model, batches, optimiser, loss,
+metrics, scheduler) are its arguments. Batches are ``(inputs, targets)`` (cvtasks.batches);
+``inputs`` may be a tensor or a tuple of tensors (passed to the model as separate arguments).
+Plain PyTorch rather than Lightning: the loop is short, every task's notebook can read it, and
+it adds no framework on top of timm.
 """
 from __future__ import annotations
 
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from cvtasks.io import atomic_write
-from cvtasks.runtime import pick_device, seed_everything
+from cvtasks.runtime import pick_device, progress_bar, seed_everything
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -67,23 +67,22 @@ def _batch_size(targets: Any) -> int:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None,
-            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model outputs and targets over a loader, concatenated on the CPU."""
+def predict(model: nn.Module, batches: Iterable, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model outputs and targets over batches, concatenated on the CPU."""
     device = pick_device(device)
     model.eval().to(device)
     outputs, targets = [], []
-    for inputs, target in tqdm(loader, desc="predict", disable=not progress, leave=False):
+    for inputs, target in batches:
         outputs.append(_forward(model, _to_device(inputs, device)).float().cpu())
         targets.append(target)
     return torch.cat(outputs), torch.cat(targets)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable[..., torch.Tensor],
+def validate(model: nn.Module, batches: Iterable, loss_fn: Callable[..., torch.Tensor],
              metrics: Mapping[str, MetricFn] | None = None, *, prefix: str = "val",
              device: str | torch.device | None = None) -> dict[str, float]:
-    """Mean loss and each metric over a loader, keyed ``<prefix>/<name>``."""
-    outputs, targets = predict(model, loader, device)
+    """Mean loss and each metric over the batches, keyed ``<prefix>/<name>``."""
+    outputs, targets = predict(model, batches, device)
     result = {f"{prefix}/loss": float(loss_fn(outputs, targets))}
     for name, fn in (metrics or {}).items():
         result[f"{prefix}/{name}"] = float(fn(outputs, targets))
@@ -96,62 +95,78 @@ def _improved(score: float, best: float | None, mode: str, min_delta: float) -> 
     return score < best - min_delta if mode == "min" else score > best + min_delta
 
 
-def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
-        epochs: int, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor],
-        metrics: Mapping[str, MetricFn] | None = None, monitor: str = "val/loss", mode: str = "min",
-        patience: int | None = None, min_delta: float = 0.0, scheduler: Any = None,
-        device: str | torch.device | None = None, checkpoint: str | Path | None = None,
-        seed: int | None = None, run: Any = None, progress: bool = True,
-        restore_best: bool = True, grad_clip: float | None = None,
-        train_metrics: bool = False, scheduler_per_batch: bool = False,
-        autocast: torch.dtype | None = None) -> History:
-    """Train ``model`` and return its History; the model ends with the best weights.
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``fit`` trains. ``monitor``/``mode``: the metric that picks the best epoch
+    (``val/...`` needs validation batches; without them ``train/loss`` is monitored).
+    ``patience``: stop after that many epochs without improvement (None: never).
+    ``scheduler_per_batch``: step the scheduler after every batch (one-cycle and other warm-up
+    schedules) instead of once per epoch. ``autocast``: a lower-precision dtype for the forward
+    pass (see autocast_dtype). ``train_metrics``: also compute the metrics on the training
+    batches (as seen in train mode). ``checkpoint``: where the best weights are saved."""
 
-    ``monitor``/``mode``: the metric that picks the best epoch (``val/...`` needs a
-    val_loader; without one, ``train/loss`` is monitored). ``patience``: stop after that many
-    epochs without improvement (None: never). ``scheduler``: stepped once per epoch, with the
-    monitored score for ReduceLROnPlateau; ``scheduler_per_batch`` steps it after every batch
-    instead (OneCycleLR and other warm-up schedules). ``autocast``: a lower-precision dtype
-    (e.g. torch.bfloat16) for the forward pass, see autocast_dtype. ``run``: a cvtasks.tracking.Run to log epochs to.
-    ``train_metrics``: also compute ``metrics`` on the training batches (as seen in train mode).
-    """
-    if epochs < 1:
-        raise ValueError(f"epochs = {epochs}: must be >= 1")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode = {mode!r}: must be 'min' or 'max'")
-    if val_loader is None and monitor.startswith("val/"):
-        monitor, mode = "train/loss", "min"
-    if seed is not None:
-        seed_everything(seed)
+    epochs: int
+    monitor: str = "val/loss"
+    mode: str = "min"
+    patience: int | None = None
+    min_delta: float = 0.0
+    seed: int | None = None
+    grad_clip: float | None = None
+    scheduler_per_batch: bool = False
+    autocast: torch.dtype | None = None
+    train_metrics: bool = False
+    restore_best: bool = True
+    checkpoint: Path | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs = {self.epochs}: must be >= 1")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode = {self.mode!r}: must be 'min' or 'max'")
+
+
+def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable | None = None, *,
+        optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor], options: FitOptions,
+        metrics: Mapping[str, MetricFn] | None = None, scheduler: Any = None,
+        device: str | torch.device | None = None) -> History:
+    """Train ``model`` and return its History; the model ends with the best weights (unless
+    ``options.restore_best`` is off). The scheduler steps once per epoch (with the monitored
+    score for ReduceLROnPlateau) or, with ``options.scheduler_per_batch``, after every batch."""
+    o = options
+    monitor, mode = (o.monitor, o.mode) if val_batches is not None or not o.monitor.startswith("val/") \
+        else ("train/loss", "min")
+    if o.seed is not None:
+        seed_everything(o.seed)
     device = pick_device(device)
     model.to(device)
-    history = History(monitor=monitor, mode=mode, checkpoint=Path(checkpoint) if checkpoint else None)
+    history = History(monitor=monitor, mode=mode, checkpoint=o.checkpoint)
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, o.epochs + 1):
         model.train()
         total, count = 0.0, 0
         seen_out, seen_tgt = [], []
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        bar = progress_bar(train_batches, o.progress, desc=f"epoch {epoch}/{o.epochs}", leave=False)
         for inputs, targets in bar:
             inputs, targets = _to_device(inputs, device), _to_device(targets, device)
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            with torch.autocast(device.type, dtype=o.autocast, enabled=o.autocast is not None):
                 outputs = _forward(model, inputs)
             loss = loss_fn(outputs.float(), targets)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if o.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
             optimizer.step()
-            if scheduler is not None and scheduler_per_batch:
+            if scheduler is not None and o.scheduler_per_batch:
                 scheduler.step()
             n = _batch_size(targets)
             total += loss.item() * n
             count += n
-            if train_metrics and metrics:
+            if o.train_metrics and metrics:
                 seen_out.append(outputs.detach().float().cpu())
                 seen_tgt.append(targets.detach().cpu())
             bar.set_postfix(loss=f"{total / count:.4f}")
@@ -160,32 +175,30 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         if seen_out:
             out, tgt = torch.cat(seen_out), torch.cat(seen_tgt)
             row.update({f"train/{k}": float(fn(out, tgt)) for k, fn in metrics.items()})
-        if val_loader is not None:
-            row.update(evaluate(model, val_loader, loss_fn, metrics, prefix="val", device=device))
+        if val_batches is not None:
+            row.update(validate(model, val_batches, loss_fn, metrics, prefix="val", device=device))
         row["seconds"] = time.perf_counter() - start
         if monitor not in row:
             raise KeyError(f"monitor {monitor!r} is not among the epoch's metrics: {sorted(row)}")
         score = row[monitor]
         history.epochs.append(row)
-        if run is not None:
-            run.log(row)
-        if scheduler is not None and not scheduler_per_batch:
+        if scheduler is not None and not o.scheduler_per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)
             else:
                 scheduler.step()
-        if _improved(score, history.best_score, mode, min_delta):
+        if _improved(score, history.best_score, mode, o.min_delta):
             history.best_epoch, history.best_score, stale = epoch, score, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             if history.checkpoint is not None:
                 save_checkpoint(history.checkpoint, model, epoch=epoch, monitor=monitor, score=score)
         else:
             stale += 1
-            if patience is not None and stale >= patience:
+            if o.patience is not None and stale >= o.patience:
                 history.stopped_early = True
                 break
     history.seconds = time.perf_counter() - start
-    if restore_best and best_state is not None:
+    if o.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
 

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvtasks import brands
+from cvtasks.brands import data as brands
+from cvtasks.brands.evaluation import color_histograms
+from cvtasks.brands.training import class_weights
 from cvtasks.data import chandeliers
 
 
@@ -86,7 +88,7 @@ def test_color_histograms_by_hand():
     black = np.zeros((1, 4, 4, 3), np.uint8)
     half = np.zeros((1, 2, 2, 3), np.uint8)
     half[0, 0] = (255, 0, 0)                     # two red pixels of four
-    h = brands.color_histograms(np.concatenate([black, np.pad(half, ((0, 0), (0, 2), (0, 2), (0, 0)))]), bins=2)
+    h = color_histograms(np.concatenate([black, np.pad(half, ((0, 0), (0, 2), (0, 2), (0, 0)))]), bins=2)
     assert h.shape == (2, 8)
     np.testing.assert_allclose(h.sum(1), 1.0)
     assert h[0, 0] == 1.0
@@ -95,5 +97,5 @@ def test_color_histograms_by_hand():
 
 
 def test_class_weights_balance_the_loss():
-    w = brands.class_weights(np.array([0, 0, 0, 1]), 2).numpy()
+    w = class_weights(np.array([0, 0, 0, 1]), 2).numpy()
     np.testing.assert_allclose(w, [4 / (2 * 3), 4 / (2 * 1)])

@@ -1,5 +1,8 @@
+import os
 import subprocess
 import sys
+
+import pytest
 
 import config
 from cvtasks import cli
@@ -8,15 +11,14 @@ from cvtasks import cli
 def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "cvtasks", "--help"], capture_output=True, text=True,
                          cwd=config.ROOT, check=True).stdout
-    for command in ("run", "report", "encoders"):
+    for command in ("run", "report", "search", "encoders"):
         assert command in out
 
 
 def test_run_refuses_unknown_task(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "cats"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
+    assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
@@ -25,15 +27,25 @@ def test_report_refuses_unknown_task(capsys):
     assert "unknown task" in capsys.readouterr().err
 
 
-def test_run_of_a_missing_task_module_says_so(monkeypatch, capsys):
-    monkeypatch.setitem(cli.TASK_MODULES, "brands", "cvtasks.no_such_task_module")
-    assert cli.main(["run", "brands", "--quick"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+def test_every_task_has_its_task_class():
+    assert set(cli.TASK_CLASSES) == set(config.NOTEBOOKS)
+    for name in cli.TASK_CLASSES:
+        assert cli.task_class(name).name == name
 
 
-def test_quick_flag_is_exported_for_child_processes(monkeypatch):
+def test_quick_flag_reaches_the_config_without_touching_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(config.QUICK_ENV, raising=False)
-    monkeypatch.setitem(cli.TASK_MODULES, "brands", "cvtasks.no_such_task_module")
-    cli.main(["run", "brands", "--quick"])
-    import os
-    assert os.environ[config.QUICK_ENV] == "1"
+    seen = {}
+
+    class Fake:
+        def __init__(self, cfg, caller):
+            seen["cfg"], seen["caller"] = cfg, caller
+            self.metrics_file = tmp_path / "m.json"
+
+        def run(self):
+            return {"x/y": 1.0}
+
+    monkeypatch.setattr(cli, "task_class", lambda name: Fake)
+    assert cli.main(["run", "styles", "--quick", "--out", str(tmp_path)]) == 0
+    assert seen["cfg"].quick and seen["caller"] == "cli" and seen["cfg"].paths.reports == tmp_path / "reports"
+    assert config.QUICK_ENV not in os.environ

@@ -1,14 +1,99 @@
-"""The default test run executes every notebook in quick mode, on a temporary copy."""
+"""The notebooks: thin (one stage call per cell, no loops or bookkeeping), declaring the project's
+kernel, and executed in quick mode with every figure cell leaving an image."""
+import ast
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
 import pytest
 
 import config
 from cvtasks import report
+from cvtasks.cli import TASK_CLASSES
+
+FORBIDDEN_CALLS = {"write_metrics", "Tracker", "Run", "print", "display", "fit", "exec", "eval"}
+MAX_LINES = 4
+
+
+def notebook(task):
+    return nbformat.read(report.notebook_path(task), as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("task", list(config.NOTEBOOKS))
+def test_notebook_declares_the_project_kernel(task):
+    assert notebook(task).metadata["kernelspec"]["name"] == config.NOTEBOOK_KERNEL
+
+
+@pytest.mark.parametrize("task", list(config.NOTEBOOKS))
+def test_notebook_is_thin(task):
+    """Cells hold no loops, functions, bookkeeping or logging: one short call into the package."""
+    for cell in code_cells(notebook(task)):
+        tree = ast.parse(cell.source)
+        assert len(cell.source.strip().splitlines()) <= MAX_LINES, cell.source
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With, ast.Try,
+                                         ast.AugAssign, ast.Lambda, ast.ListComp, ast.DictComp)), cell.source
+            if isinstance(node, ast.Assign):
+                assert all(isinstance(t, ast.Name) for t in node.targets), f"bookkeeping in: {cell.source}"
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                assert name not in FORBIDDEN_CALLS, f"{name}() in: {cell.source}"
+
+
+@pytest.mark.parametrize("task", list(config.NOTEBOOKS))
+def test_notebook_calls_every_stage_once_in_order(task):
+    module, attr = TASK_CLASSES[task]
+    stages = getattr(importlib.import_module(module), attr).stages
+    calls = []
+    for cell in code_cells(notebook(task)):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    getattr(node.func.value, "id", "") == "task":
+                calls.append(node.func.attr)
+    assert [c for c in calls if c in stages] == list(stages)
+    assert calls[-2:] == ["finish", "conclusions"]
+
+
+def figure_cells_without_images(nb):
+    missing = []
+    for cell in code_cells(nb):
+        if "figure" in cell.metadata.get("tags", []):
+            if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+                missing.append(cell.source)
+    return missing
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(config.NOTEBOOKS))
-def test_notebook_runs_in_quick_mode(task, tmp_path):
+def test_notebook_runs_in_quick_mode_and_draws_its_figures(task, tmp_path):
     before = report.notebook_path(task).read_bytes()
     result = report.execute(task, quick=True, out_dir=tmp_path)
-    assert result.executed.exists()
     assert report.notebook_path(task).read_bytes() == before
+    executed = nbformat.read(result.executed, as_version=4)
+    assert any("figure" in c.metadata.get("tags", []) for c in code_cells(executed))
+    assert figure_cells_without_images(executed) == []
+    summary = code_cells(executed)[0].outputs[1]   # the summary, filled in by finish()
+    assert "Summary of this run" in summary["data"]["text/markdown"]
+
+
+@pytest.mark.slow
+def test_jupyters_own_command_line_runs_a_notebook_with_the_declared_kernel(tmp_path):
+    """As a user's Jupyter would: `jupyter nbconvert --execute`, the kernel taken from the notebook."""
+    copy = tmp_path / "Styles_Avatars.ipynb"
+    shutil.copy(report.notebook_path("styles"), copy)
+    env = {**os.environ, config.QUICK_ENV: "1", "CVTASKS_WANDB": "disabled", "TQDM_DISABLE": "1"}
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    subprocess.run([jupyter, "nbconvert", "--to", "notebook", "--execute", "--output", "executed.ipynb",
+                    "--ExecutePreprocessor.timeout=600", str(copy)], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    assert executed.metadata["kernelspec"]["name"] == config.NOTEBOOK_KERNEL
+    assert figure_cells_without_images(executed) == []
+    assert not [o for c in code_cells(executed) for o in c.outputs if o.output_type == "error"]

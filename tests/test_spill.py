@@ -4,27 +4,31 @@ import pytest
 import torch
 
 import config
-from cvtasks import spill
-from cvtasks.data.wells import WellImages
+from cvtasks.data.wells import SHIFT_LIGHTING, WellImages, WellSettings, generate_wells
 from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
+from cvtasks.spill import SpillTask
+from cvtasks.spill import anomalib_baselines, evaluation, experiments, training
+from cvtasks.spill import data as D
+from cvtasks.spill import scores as S
+from cvtasks.spill import thresholds as T
 
 
 def test_threshold_policies_on_a_hand_made_case():
     y = np.array([0, 0, 0, 0, 1, 1, 1])
     s = np.array([0.1, 0.2, 0.3, 0.4, 0.35, 0.5, 0.6])
     # Youden: at 0.35 TPR 1, FPR 1/4 (J = .75) beats 0.5 (TPR 2/3, FPR 0, J = .67)
-    assert spill.choose_threshold(y, s, "youden") == pytest.approx(0.35)
+    assert T.choose_threshold(y, s, "youden") == pytest.approx(0.35)
     # no false alarm allowed: the lowest threshold above every normal score
-    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.01) == pytest.approx(0.5)
-    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.25) == pytest.approx(0.35)
+    assert T.choose_threshold(y, s, "fixed_fpr", target_fpr=0.01) == pytest.approx(0.5)
+    assert T.choose_threshold(y, s, "fixed_fpr", target_fpr=0.25) == pytest.approx(0.35)
     # separable scores: the threshold flags every spill and no normal image
-    thr = spill.choose_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], "youden")
-    m = spill.detection(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), thr, "val")
+    thr = T.choose_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], "youden")
+    m = T.detection(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), thr, "val")
     assert m["val/tpr"] == 1 and m["val/tnr"] == 1
     with pytest.raises(ValueError, match="both classes"):
-        spill.choose_threshold([0, 0], [0.1, 0.2])
+        T.choose_threshold([0, 0], [0.1, 0.2])
     with pytest.raises(ValueError, match="policy"):
-        spill.choose_threshold(y, s, "median")
+        T.choose_threshold(y, s, "median")
 
 
 def test_fpr_bound_policy_keeps_a_margin_for_the_uncertainty_of_the_validation_rate():
@@ -32,29 +36,29 @@ def test_fpr_bound_policy_keeps_a_margin_for_the_uncertainty_of_the_validation_r
     y = np.r_[np.zeros(200, int), np.ones(250, int)]
     s = np.r_[np.arange(200.0), np.arange(150.5, 400)]
     # the full 5 % budget: 10 false alarms (190..199), every spill from 189.5 up
-    assert spill.choose_threshold(y, s, "fixed_fpr", target_fpr=0.05) == pytest.approx(189.5)
-    thr = spill.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.9)
+    assert T.choose_threshold(y, s, "fixed_fpr", target_fpr=0.05) == pytest.approx(189.5)
+    thr = T.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.9)
     # Clopper-Pearson at 90 %: 5 false alarms of 200 bound the rate below 4.6 %, 6 do not (5.2 %)
     assert int((s[:200] >= thr).sum()) == 5 and thr == pytest.approx(194.5)
-    assert spill.false_alarm_bound(np.array([5, 6]), 200, 0.9) == pytest.approx([0.0459, 0.0523], abs=5e-4)
-    assert spill.false_alarm_bound(np.array([0, 200]), 200, 0.9) == pytest.approx([1 - 0.1 ** (1 / 200), 1.0])
+    assert T.false_alarm_bound(np.array([5, 6]), 200, 0.9) == pytest.approx([0.0459, 0.0523], abs=5e-4)
+    assert T.false_alarm_bound(np.array([0, 200]), 200, 0.9) == pytest.approx([1 - 0.1 ** (1 / 200), 1.0])
     # more confidence, fewer false alarms allowed
-    assert spill.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.99) > thr
+    assert T.choose_threshold(y, s, "fpr_bound", target_fpr=0.05, confidence=0.99) > thr
     # too few normal images to bound 5 % at 90 %: warn and allow no validation false alarm
     with pytest.warns(UserWarning, match="cannot bound"):
-        small = spill.choose_threshold([0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.25, 0.9], "fpr_bound")
+        small = T.choose_threshold([0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.25, 0.9], "fpr_bound")
     assert small == pytest.approx(0.9)
 
 
 def test_split_is_stratified_disjoint_and_ae_trains_on_normals_only():
     labels = np.array([0, 1] * 50)
-    split = spill.make_split(labels, 0.2, 0.3, seed=1)
+    split = D.make_split(labels, 0.2, 0.3, seed=1)
     parts = [split.train, split.val, split.test]
     assert sum(map(len, parts)) == 100 and len(np.unique(np.concatenate(parts))) == 100
     assert (len(split.test), len(split.val)) == (30, 20)
     for p in parts:
         assert labels[p].mean() == pytest.approx(0.5, abs=0.05)
-    normals = spill.normal_only(split.train, labels)
+    normals = D.normal_only(split.train, labels)
     assert np.all(labels[normals] == 0) and len(normals) == int((labels[split.train] == 0).sum())
 
 
@@ -62,13 +66,13 @@ def test_per_image_normalisation_cancels_gain_and_colour_cast():
     rng = np.random.default_rng(0)
     img = rng.uniform(0.2, 0.6, (1, 16, 16, 3))
     cast = img * np.array([1.3, 1.0, 0.6]) * 0.9
-    x1, mean, std = spill.normalise((img * 255).round().astype(np.uint8))
-    x2, _, _ = spill.normalise((cast * 255).round().astype(np.uint8))
+    x1, mean, std = D.normalise((img * 255).round().astype(np.uint8))
+    x2, _, _ = D.normalise((cast * 255).round().astype(np.uint8))
     assert torch.allclose(x1, x2, atol=0.05)
-    xf1, _, _ = spill.normalise((img * 255).round().astype(np.uint8), "fixed")
-    xf2, _, _ = spill.normalise((cast * 255).round().astype(np.uint8), "fixed")
+    xf1, _, _ = D.normalise((img * 255).round().astype(np.uint8), "fixed")
+    xf2, _, _ = D.normalise((cast * 255).round().astype(np.uint8), "fixed")
     assert (xf1 - xf2).abs().max() > 0.3
-    back = spill.to_uint8(x1, mean, std)
+    back = D.to_uint8(x1, mean, std)
     assert np.abs(back.astype(int) - (img * 255).round()).max() <= 1
 
 
@@ -77,16 +81,16 @@ def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
     recon = torch.zeros(2, 3, 32, 32)
     recon[0] += 0.3 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(0))  # error everywhere
     recon[1, :, 10:13, 10:13] = 1.0                                                       # a 3x3 spot
-    mse = spill.anomaly_scores(recon, x, "mse")
-    pooled = spill.anomaly_scores(recon, x, "pooled", sigma=2.0)
+    mse = S.anomaly_scores(recon, x, "mse")
+    pooled = S.anomaly_scores(recon, x, "pooled", sigma=2.0)
     assert mse[1] == pytest.approx(27 / 3072)                    # 9 pixels x 3 channels / all values
     assert mse[0] > mse[1] and pooled[1] > pooled[0]
-    emap = spill.error_map(recon, x, 2.0, signed=False)
+    emap = S.error_map(recon, x, 2.0, signed=False)
     assert emap.shape == (2, 32, 32)
     assert np.unravel_index(int(emap[1].argmax()), (32, 32)) == (11, 11)
-    assert spill.anomaly_scores(recon, x, "pooled", sigma=0)[1] == pytest.approx(3.0)
+    assert S.anomaly_scores(recon, x, "pooled", sigma=0)[1] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="score"):
-        spill.anomaly_scores(recon, x, "ssim")
+        S.anomaly_scores(recon, x, "ssim")
 
 
 def test_excess_score_counts_only_light_the_reconstruction_lacks_in_image_units():
@@ -96,12 +100,12 @@ def test_excess_score_counts_only_light_the_reconstruction_lacks_in_image_units(
     x[1, :, 4:6, 4:6] = -1.0    # darker: a slag lump the model did not redraw
     x[2, :, 4:6, 4:6] = 1.0     # the same excess, in an image normalised by a 3x larger scale
     scale = torch.tensor([1.0, 1.0, 3.0]).view(3, 1, 1, 1).expand(3, 3, 1, 1)
-    excess = spill.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
-    pooled = spill.anomaly_scores(recon, x, "pooled", sigma=0)
+    excess = S.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
+    pooled = S.anomaly_scores(recon, x, "pooled", sigma=0)
     assert excess[0] == pytest.approx(3.0) and excess[1] == 0.0   # 3 channels x 1^2; dark counts nothing
     assert excess[2] == pytest.approx(27.0)                        # (3 x 1)^2 per channel in image units
     assert pooled[0] == pooled[1] == pooled[2] == pytest.approx(3.0)   # both signs, normalised units
-    emap = spill.error_map(recon, x, 1.0, signed=True, scale=scale)
+    emap = S.error_map(recon, x, 1.0, signed=True, scale=scale)
     assert np.unravel_index(int(emap[0].argmax()), (16, 16)) in {(4, 4), (4, 5), (5, 4), (5, 5)}
 
 
@@ -111,32 +115,29 @@ def test_emission_score_weights_the_excess_light_by_the_pixels_brightness():
     x[:, :, 3, 3] = 1.0                      # the same excess light, normalised units
     scale = torch.full((2, 3, 1, 1), 0.5)
     shift = torch.tensor([0.45, 0.05]).view(2, 1, 1, 1).expand(2, 3, 1, 1)   # pixel 0.95 vs 0.55 in the image
-    emission = spill.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)
-    excess = spill.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
+    emission = S.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)
+    excess = S.anomaly_scores(recon, x, "excess", sigma=0, scale=scale)
     assert excess[0] == excess[1] == pytest.approx(3 * 0.5 ** 2)
     assert emission == pytest.approx([3 * (0.5 * 0.95) ** 2, 3 * (0.5 * 0.55) ** 2])   # near-white counts more
     x[1, :, 3, 3] = -1.0                     # darker than the reconstruction: nothing
-    assert spill.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)[1] == 0.0
+    assert S.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)[1] == 0.0
     with pytest.raises(ValueError, match="scale and shift"):
-        spill.anomaly_scores(recon, x, "emission", scale=scale)
+        S.anomaly_scores(recon, x, "emission", scale=scale)
 
 
-def test_dihedral_batches_are_turned_or_mirrored_views_of_the_training_images():
-    x = torch.arange(5 * 3 * 8 * 8, dtype=torch.float32).view(5, 3, 8, 8)
-    views = {tuple(torch.rot90(img, k, (1, 2)).flip(2).flatten().tolist()) if f else
-             tuple(torch.rot90(img, k, (1, 2)).flatten().tolist())
-             for img in x for k in range(4) for f in (False, True)}
-    batches = spill.DihedralBatches(x, batch_size=2, seed=0)
-    assert len(batches) == 3
-    seen, turned = [], False
-    for _ in range(4):                                  # epochs: new orders and views each time
-        for inputs, targets in batches:
-            assert inputs.shape[1:] == (3, 8, 8) and torch.equal(inputs, targets)
-            for img in inputs:
-                assert tuple(img.flatten().tolist()) in views
-                turned |= not any(torch.equal(img, o) for o in x)
-            seen.append(len(inputs))
-    assert sum(seen) == 4 * 5 and turned
+def test_photometric_views_change_the_light_not_the_scene():
+    raw = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.5
+    views = training.photometric(raw, torch.Generator().manual_seed(1))
+    normalised, _, _ = D.normalise((raw.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    assert views.shape == raw.shape and not torch.allclose(views, normalised, atol=0.05)
+    # a flat grey image stays flat under any global gain: the per-image normalisation undoes it,
+    # and only the lamp's pool of light (on about half the images) leaves a pattern
+    flat = training.photometric(torch.full((64, 3, 8, 8), 0.2), torch.Generator().manual_seed(2))
+    patterned = (flat.flatten(1).std(1) > 1e-3).float().mean()
+    assert 0.2 < patterned < 0.8
+    with pytest.raises(ValueError, match="raw"):
+        training.train_autoencoder(raw, raw, np.array([0, 0, 1, 1]), budget=training.Budget(1, None, 1e-3, 2),
+                                   views="photometric")
 
 
 def test_models_shapes_and_bad_sizes():
@@ -147,16 +148,51 @@ def test_models_shapes_and_bad_sizes():
     assert EncoderClassifier(depth=2, base=8)(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
 
 
-def test_patchcore_scores_and_coreset():
-    bank = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    core = spill.greedy_coreset(bank, 3, seed=0)
-    assert len(core) == 3 and {(10.0, 0.0), (0.0, 10.0)} <= {tuple(r.tolist()) for r in core}
-    train = np.zeros((2, 4, 3), np.float32)                  # 2 normal images, 4 patches each
-    test = np.zeros((2, 4, 3), np.float32)
-    test[1, 2] = [3.0, 4.0, 0.0]                             # one anomalous patch, distance 5
-    scores, maps = spill.patchcore_scores(train, test, coreset=0.5)
-    assert scores.tolist() == pytest.approx([0.0, 5.0])
-    assert maps.shape == (2, 2, 2) and maps[1, 1, 0] == pytest.approx(5.0)
+def test_anomalib_feature_extractor_takes_the_offline_weights():
+    from anomalib.models.image.patchcore.torch_model import PatchcoreModel
+
+    from cvtasks.models import create_image_encoder
+
+    model = PatchcoreModel(backbone=config.OFFLINE_IMAGE_ENCODER, layers=["blocks.2"], pre_trained=False)
+    extractor = model.feature_extractor.feature_extractor
+    anomalib_baselines.load_offline_weights(extractor)
+    ours = create_image_encoder(config.OFFLINE_IMAGE_ENCODER).backbone.state_dict()
+    assert all(torch.equal(v, ours[k]) for k, v in extractor.state_dict().items())
+
+
+@pytest.mark.slow
+def test_anomalib_methods_score_a_bright_blob_above_plain_images():
+    rng = np.random.default_rng(0)
+    normal = (rng.uniform(90, 110, (12, 32, 32, 3))).astype(np.uint8)
+    odd = normal[:2].copy()
+    odd[:, 10:20, 10:20] = 255
+    for method in anomalib_baselines.METHODS:
+        out = anomalib_baselines.fit_and_score(method, normal[2:], {"test": np.r_[normal[:2], odd]}, size=64,
+                                               layers=("blocks.1", "blocks.2"), coreset=0.5, n_features=20, seed=0)
+        assert out["test"][2:].min() > out["test"][:2].max(), method
+
+
+def test_fast_metrics_match_scikit_learn_and_seeds_intervals_hold_the_mean():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(60, int), np.ones(40, int)]
+    s = y + rng.normal(0, 0.8, 100)
+    assert evaluation.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert evaluation.average_precision(y, s) == pytest.approx(average_precision_score(y, s))
+    scores = [y + rng.normal(0, 0.8, 100) for _ in range(3)]
+    ivs = evaluation.seeds_intervals(y, scores, [0.5] * 3, resamples=200, seed=0)
+    for m, iv in ivs.items():
+        assert iv.low <= iv.value <= iv.high, m
+    assert ivs["roc_auc"].high - ivs["roc_auc"].low < 0.2
+
+
+def test_lighting_shift_draws_only_unseen_lighting():
+    shift = generate_wells(WellSettings(n_images=12, size=32, seed=5, lighting=SHIFT_LIGHTING,
+                                        lighting_p=(1 / 3, 1 / 3, 1 / 3)), cache=False)
+    assert set(shift.lighting) <= set(SHIFT_LIGHTING) and shift.labels.sum() == 6
+    with pytest.raises(ValueError, match="lighting"):
+        WellSettings(lighting=("candlelight",), lighting_p=(1.0,))
 
 
 def test_error_analysis_groups_flags_by_lighting_and_size():
@@ -165,7 +201,7 @@ def test_error_analysis_groups_flags_by_lighting_and_size():
                       smoke=np.array([0, 1, 0, 0, 0, 1], bool),
                       spill_area=np.array([0, 0, 0, 0.005, 0.02, 0.05]))
     flags = {"ae": np.array([0, 1, 1, 0, 1, 1], bool)}
-    table = spill.error_analysis(data, np.arange(6), flags)
+    table = experiments.error_analysis(data, np.arange(6), flags)
     assert table.loc[("normal: false alarms", "light=dim"), "ae"] == 0.5
     assert table.loc[("normal: false alarms", "light=glare"), "ae"] == 1.0
     assert table.loc[("spill: detected", "size small <1%"), "ae"] == 0.0
@@ -173,15 +209,20 @@ def test_error_analysis_groups_flags_by_lighting_and_size():
 
 
 @pytest.mark.slow
-def test_quick_run_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
-    cfg = config.get("spill", quick=True)
-    study = spill.prepare(cfg)
-    assert np.all(study.data.labels[study.ae_train] == 0)
-    assert len(study.ae_train) == int((study.data.labels[study.split.train] == 0).sum())
-    assert not set(study.ae_train) & (set(study.split.val) | set(study.split.test))
-    metrics = spill.run(cfg)
-    for prefix in ("", "patchcore/", "supervised/"):
+def test_quick_run_end_to_end(tmp_path):
+    cfg = config.get("spill", quick=True, paths=config.Paths.under(tmp_path, cache=config.CACHE_DIR))
+    task = SpillTask(cfg, caller="cli", wandb_mode="disabled")
+    wells = task.data()
+    assert np.all(wells.data.labels[wells.ae_train] == 0)
+    assert len(wells.ae_train) == int((wells.data.labels[wells.split.train] == 0).sum())
+    assert not set(wells.ae_train) & (set(wells.split.val) | set(wells.split.test))
+    for name in SpillTask.stages[1:]:
+        getattr(task, name)()
+    metrics = task.finish()
+    assert metrics["seeds"] == cfg.seeds
+    for prefix in ("", "anomalib/patchcore/", "anomalib/padim/", "supervised/"):
         for key in ("tpr", "tnr", "roc_auc", "pr_auc"):
-            assert 0 <= metrics[f"{prefix}test/{key}"] <= 1
-    assert metrics["test/roc_auc"] > 0.5                       # better than chance even when quick
+            m = metrics[f"{prefix}test/{key}_mean"]
+            assert 0 <= metrics[f"{prefix}test/{key}_mean_ci_low"] <= m <= metrics[f"{prefix}test/{key}_mean_ci_high"]
+    assert metrics["test/roc_auc_mean"] > 0.5                       # better than chance even when quick
+    assert 0 <= metrics["lighting_shift/test/tnr"] <= 1 and "anomalib/patchcore/test/roc_auc" in metrics

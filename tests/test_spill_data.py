@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 import config
-from cvtasks import spill
+from cvtasks.spill import data as spill
 from cvtasks.data.wells import LIGHTING, WellSettings, generate_wells
 
 

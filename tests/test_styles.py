@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -7,9 +8,12 @@ from PIL import Image
 from scipy import stats
 
 import config
-from cvtasks import styles as S
-from cvtasks.bayesnet import BayesNet, decode, encode, kl_divergence
 from cvtasks.data import styles as D
+from cvtasks.models.bayesnet import BayesNet, decode, encode, kl_divergence, load_json, save_json
+from cvtasks.styles import StylesTask
+from cvtasks.styles import estimation as S
+from cvtasks.styles import experiments as X
+from cvtasks.styles import structure as G
 
 SCHEMA = {"top": ("bald", "long", "short"), "hair": ("black", "blond", "none")}
 PARENTS = {"top": None, "hair": "top"}
@@ -122,8 +126,8 @@ def test_ground_truth_has_its_dependencies():
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="hair"):
         encode(pd.DataFrame({"top": ["bald"], "hair": ["green"]}), SCHEMA)
-    with pytest.raises(ValueError, match="parent->child"):
-        S.parse_dependencies(["top=>hair"], SCHEMA)
+    with pytest.raises(ValueError, match="cycle"):
+        BayesNet(SCHEMA, {"top": "hair", "hair": "top"}, {"top": np.ones((3, 3)) / 3, "hair": np.ones((3, 3)) / 3})
     with pytest.raises(ValueError, match="prior_strength"):
         S.posterior_mean(np.ones(3), 0)
     with pytest.raises(ValueError, match="shape"):
@@ -133,17 +137,92 @@ def test_bad_inputs_are_named():
 def test_experiments_show_mle_zeros_and_bayes_coverage():
     truth = D.ground_truth()
     x = truth.sample(300, np.random.default_rng(0))
-    frame = S.heldout_experiment(x, truth.schema, truth.parents, sizes=[10, 240], prior_strengths=[1.0],
-                                 repeats=3, test_fraction=0.2, seed=0, truth=truth)
-    summary = S.summarise_heldout(frame)
-    dep = summary[summary.model == "dependent"].set_index(["method", "n"])
-    assert dep.loc[("mle", 10), "zero_rate"] > dep.loc[("mle", 240), "zero_rate"]
+    split = X.split_rows(len(x), 0.2, 0.2, 0)
+    draws = X.subsets(split.train, [10, len(split.train)], 3, 0)
+    skeletons, _ = X.learned_skeletons(x, truth.schema, draws, ess=10.0, truth=truth)
+    summary = X.summarise(X.heldout_curves(x, truth.schema, draws, skeletons, split, prior_strength=1.0, truth=truth))
+    dep = summary[summary.structure == "true"].set_index(["method", "n"])
+    full = len(split.train)
+    assert dep.loc[("mle", 10), "zero_rate"] > dep.loc[("mle", full), "zero_rate"]
     assert dep.loc[("bayes", 10), "zero_rate"] == 0
-    assert dep.loc[("bayes", 240), "kl"] < dep.loc[("bayes", 10), "kl"]
-    gen = S.generation_experiment(x, truth.schema, truth.parents, n_samples=2000, prior_strength=1.0,
-                                  seed=0, truth=truth).set_index(["model", "method"])
-    assert gen.loc[("dependent", "mle"), "validity"] == 1.0
+    assert dep.loc[("bayes", full), "kl"] < dep.loc[("bayes", 10), "kl"]
+    gen = X.generation(x, truth.schema, {"independent": None, "true": truth.parents}, n_samples=2000,
+                       prior_strength=1.0, seed=0, truth=truth).set_index(["structure", "method"])
+    assert gen.loc[("true", "mle"), "validity"] == 1.0
     assert gen.loc[("independent", "mle"), "validity"] < 0.8
+
+
+def test_rows_split_three_ways_without_overlap():
+    split = X.split_rows(100, 0.2, 0.25, 3)
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert [len(p) for p in parts] == [55, 20, 25]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    with pytest.raises(ValueError, match="rows"):
+        X.split_rows(3, 0.5, 0.5, 0)
+
+
+# --- structure learning --------------------------------------------------------------------------
+def test_bdeu_forest_finds_the_true_skeleton_and_no_more():
+    truth = D.ground_truth()
+    x = truth.sample(1000, np.random.default_rng(5))
+    edges = G.learn_skeleton(x, truth.schema, 10.0)
+    assert G.shd(edges, truth.parents) == 0
+    gains = G.edge_gains(x, truth.schema, 10.0)
+    assert (gains.gain > 0).sum() >= 2 and gains.iloc[0][["a", "b"]].tolist() in (
+        ["hairstyle", "hair_colour"], ["clothes", "clothes_colour"])
+    # with very few rows the Bayesian score keeps (almost) nothing: no invented dependencies
+    assert len(G.learn_skeleton(x[:15], truth.schema, 10.0)) <= 1
+
+
+def test_forest_never_closes_a_cycle():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 3, 500)
+    schema = {"a": ("0", "1", "2"), "b": ("0", "1", "2"), "c": ("0", "1", "2")}
+    x = np.column_stack([a, a, a])   # three copies: every pair depends, a tree keeps two edges
+    edges = G.learn_skeleton(x, schema, 10.0)
+    assert len(edges) == 2
+    parents = G.rooted(edges, list(schema), {})
+    assert sum(p is not None for p in parents.values()) == 2
+    BayesNet(schema, parents, S.fit_model(x, schema, parents, "mle").tables)   # a valid forest
+
+
+def test_shd_counts_missing_and_added_edges_on_the_skeleton():
+    truth = {"a": None, "b": "a", "c": None, "d": None}
+    assert G.shd({"a": "b", "b": None, "c": None, "d": None}, truth) == 0    # reversed: same skeleton
+    assert G.shd({"a": None, "b": None, "c": "a", "d": None}, truth) == 2    # one missed, one added
+    assert G.shd([("a", "b"), ("c", "d")], truth) == 1
+
+
+def test_orientation_is_chosen_on_validation_rows():
+    truth = D.ground_truth()
+    x = truth.sample(600, np.random.default_rng(2))
+    edges = G.learn_skeleton(x[:400], truth.schema, 10.0)
+    parents = G.orient(edges, truth.schema, x[:400], x[400:], 0.3)
+    assert G.shd(parents, truth.parents) == 0
+    flipped = {**{a: None for a in truth.schema}, **{p: c for c, p in parents.items() if p}}
+    val = lambda ps: S.fit_model(x[:400], truth.schema, ps, "bayes", 0.3).log_prob(x[400:]).sum()  # noqa: E731
+    assert val(parents) >= val(flipped)
+
+
+def test_deep_forest_marginals_pairs_and_kl():
+    schema = {"a": ("0", "1"), "b": ("0", "1"), "c": ("0", "1")}
+    chain = BayesNet(schema, {"a": None, "b": "a", "c": "b"},
+                     {"a": np.array([0.3, 0.7]), "b": np.array([[0.9, 0.1], [0.2, 0.8]]),
+                      "c": np.array([[0.6, 0.4], [0.1, 0.9]])})
+    big = chain.sample(200_000, np.random.default_rng(0))
+    assert np.allclose(chain.marginal("c"), np.bincount(big[:, 2]) / len(big), atol=0.01)
+    joint = np.zeros((2, 2))
+    np.add.at(joint, (big[:, 0], big[:, 2]), 1)
+    assert np.allclose(chain.pair("a", "c"), joint / len(big), atol=0.01)
+    indep = S.fit_model(big, schema, None, "mle")
+    mc = np.mean(chain.log_prob(big) - indep.log_prob(big))
+    assert kl_divergence(chain, indep) == pytest.approx(mc, abs=0.01)
+
+
+def test_style_model_json_roundtrip(tmp_path):
+    truth = D.ground_truth()
+    back = load_json(save_json(truth, tmp_path / "m.json"))
+    assert back.parents == truth.parents and all(np.allclose(back.tables[a], truth.tables[a]) for a in truth.schema)
 
 
 # --- rendering and loaders ---------------------------------------------------------------------
@@ -210,10 +289,14 @@ def test_decode_roundtrip():
 
 
 @pytest.mark.slow
-def test_quick_run_end_to_end():
-    m = S.run(config.get("styles", quick=True))
-    assert m["styles/small/mle/zero_rate"] > m["styles/full/mle/zero_rate"]
-    assert m["styles/small/bayes/zero_rate"] == 0
+def test_quick_run_end_to_end(tmp_path):
+    cfg = config.get("styles", quick=True, paths=config.Paths.under(tmp_path, cache=config.CACHE_DIR))
+    m = StylesTask(cfg, caller="cli").run()
+    assert m["styles/small/learned/mle/zero_rate"] > m["styles/full/learned/mle/zero_rate"]
+    assert m["styles/small/learned/bayes/zero_rate"] == 0
     assert m["avatars/c_factor/recognisability"] > m["avatars/a_independent/recognisability"]
     assert m["avatars/b_conditional/recognisability"] > m["avatars/a_independent/recognisability"]
+    assert m["avatars/prior_strength"] in cfg.prior_strengths
+    assert 0 <= m["avatars/invalid_rate"] <= m["avatars/invalid_rate_a1"] + 0.05
     assert all(math.isfinite(v) for v in m.values())
+    assert json.loads((tmp_path / "reports/styles/quick/metrics.json").read_text()) == m

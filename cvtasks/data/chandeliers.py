@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from cvtasks.cache import cached_arrays
 
-GENERATOR_VERSION = 1   # bump when the drawing changes, so that caches are rebuilt
+GENERATOR_VERSION = 2   # bump when the drawing changes, so that caches are rebuilt
 SUPERSAMPLE = 2         # shapes are drawn at this multiple of the image size, then reduced
 
 FINISHES = {"brass": (176, 138, 62), "chrome": (192, 198, 208), "black iron": (42, 40, 40),
@@ -465,16 +465,18 @@ class Brand:
     draw: Callable[[Scene, dict, tuple], None]
 
 
+# Catalogues large enough that the test split holds dozens of product models (about 7 photos
+# each at 2,000 images), so that intervals over product models are usable.
 BRANDS: tuple[Brand, ...] = (
-    Brand("Lumen Royale", 0.21, 9, _classic_model, draw_lumen_royale),
-    Brand("Bellecourt", 0.10, 6, _classic_model, draw_bellecourt),
-    Brand("Orbis", 0.15, 7, _orbis_model, draw_orbis),
-    Brand("Halo Works", 0.12, 6, _halo_model, draw_halo),
-    Brand("Sputnik Lab", 0.11, 6, _sputnik_model, draw_sputnik),
-    Brand("Drum & Linen", 0.10, 6, _drum_model, draw_drum),
-    Brand("Cascata", 0.08, 5, _cascata_model, draw_cascata),
-    Brand("Forge & Cage", 0.09, 5, _cage_model, draw_cage),
-    Brand("Petite Empire", 0.04, 4, _empire_model, draw_empire),
+    Brand("Lumen Royale", 0.21, 45, _classic_model, draw_lumen_royale),
+    Brand("Bellecourt", 0.10, 30, _classic_model, draw_bellecourt),
+    Brand("Orbis", 0.15, 35, _orbis_model, draw_orbis),
+    Brand("Halo Works", 0.12, 30, _halo_model, draw_halo),
+    Brand("Sputnik Lab", 0.11, 30, _sputnik_model, draw_sputnik),
+    Brand("Drum & Linen", 0.10, 30, _drum_model, draw_drum),
+    Brand("Cascata", 0.08, 25, _cascata_model, draw_cascata),
+    Brand("Forge & Cage", 0.09, 25, _cage_model, draw_cage),
+    Brand("Petite Empire", 0.04, 20, _empire_model, draw_empire),
 )
 BRAND_NAMES = tuple(b.name for b in BRANDS)
 CLOSE_PAIR = ("Lumen Royale", "Bellecourt")

@@ -6,12 +6,13 @@ reason, never crash the run.
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from cvtasks.images import ImageRejected, decoding_guard, open_checked
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -50,13 +51,10 @@ def _check(path: Path) -> str | None:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return f"not an image file: suffix {path.suffix or '(none)'}"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.verify()  # reads the whole file: catches truncation and bad data
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        return f"unreadable: {type(err).__name__}: {err}"
+        with decoding_guard(), open_checked(path) as im:
+            im.verify()  # reads the whole file: catches truncation and bad data
+    except ImageRejected as err:
+        return f"unreadable: {err.kind}: {err}"
     return None
 
 

@@ -33,7 +33,6 @@ import math
 import os
 import re
 import shutil
-import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -44,12 +43,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 import config
 from cvtasks.cache import fingerprint
 from cvtasks.data.course_search import load_image
+from cvtasks.images import ImageRejected, open_checked
 from cvtasks.io import atomic_write_text
+from cvtasks.runtime import progress_bar
 
 NS = {"dc": "http://purl.org/dc/elements/1.1/", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
       "cc": "http://web.resource.org/cc/"}
@@ -102,12 +102,10 @@ def read_drawing(svg: Path, root: Path) -> Drawing | None:
 def _png_fits(png: Path) -> bool:
     """The PNG exists and has at most MAX_PIXELS pixels (read from its header only)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(png) as im:
-                return im.width * im.height <= MAX_PIXELS
-    except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        open_checked(png, MAX_PIXELS).close()
+    except (ImageRejected, FileNotFoundError):
         return False
+    return True
 
 
 def scan_library(svg_dir: Path, png_dir: Path) -> list[Drawing]:
@@ -279,8 +277,8 @@ def build(out_dir: str | Path, settings: BuildSettings) -> Path:
         jobs += [(png_dir / f"{d.key}.png", out_dir / f"{split}_images" / d.file_name) for d in group]
     # decoding and resizing hold the GIL, so processes, not threads: 1.8x faster on 2 cores
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-        list(tqdm(pool.map(_render_file, jobs, chunksize=16), total=len(jobs), desc="render drawings",
-                  leave=False, mininterval=5))   # a few lines, not a hundred, in a notebook's output
+        list(progress_bar(pool.map(_render_file, jobs, chunksize=16), total=len(jobs), desc="render drawings",
+                          leave=False, mininterval=5))   # a few lines, not a hundred, in a notebook's output
 
     pairs = _training_pairs(train, settings, rng)
     pd.DataFrame({"image": [train[j].file_name for _, j, _, _ in pairs], "query_id": [p[2] for p in pairs],

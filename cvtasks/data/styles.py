@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cvtasks.bayesnet import BayesNet, Schema, encode
+from cvtasks.models.bayesnet import BayesNet, Schema, encode
 from cvtasks.cache import cached_arrays
 
 NONE = "none"   # the hair colour of a bald head or a hat; the shirt colour under a blazer
@@ -274,4 +274,4 @@ def load_styles(cfg) -> StyleData:
     """The task's data: the user's CSV (+ avatars) when configured, else the embedded default."""
     if cfg.styles_csv is not None:
         return load_styles_csv(cfg.styles_csv, cfg.avatars_dir, cfg.avatar_size)
-    return embedded_styles(cfg.n_people, cfg.avatar_size, cfg.seed)
+    return embedded_styles(cfg.n_people, cfg.avatar_size, cfg.seed, cfg.paths.cache)

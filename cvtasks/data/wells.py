@@ -24,6 +24,12 @@ from cvtasks.cache import cached_arrays
 
 CLASSES = ("normal", "spill")
 LIGHTING = ("normal", "bright", "dim", "coloured", "glare", "hot_reflection")
+LIGHTING_P = (0.25, 0.15, 0.15, 0.15, 0.15, 0.15)
+# Lighting the training images never have: the lighting-shift test set draws only these.
+# Overexposed: a gain beyond "bright", clipping the highlights; dusk: darker than "dim" with a blue
+# cast; spotlight: one pool of strong light, the rest of the scene dark (a gain that varies
+# across the image, which a per-image normalisation cannot undo).
+SHIFT_LIGHTING = ("overexposed", "dusk", "spotlight")
 GENERATOR_VERSION = 2   # bump when the drawing changes, so that old caches are not reused
 
 # Colour casts of coloured light (multiplied into the reflected light): sodium, cool LED, green.
@@ -40,6 +46,8 @@ class WellSettings:
     min_spill_area: float = 0.004   # share of the image covered by the smallest spills
     max_spill_area: float = 0.08
     smoke_probability: float = 0.3
+    lighting: tuple[str, ...] = LIGHTING          # the conditions drawn from ...
+    lighting_p: tuple[float, ...] = LIGHTING_P    # ... with these probabilities
 
     def __post_init__(self) -> None:
         if self.n_images < 2:
@@ -49,6 +57,10 @@ class WellSettings:
         if not 0 < self.min_spill_area <= self.max_spill_area < 1:
             raise ValueError(f"spill areas {self.min_spill_area}..{self.max_spill_area}: "
                              "need 0 < min <= max < 1")
+        unknown = set(self.lighting) - set(LIGHTING + SHIFT_LIGHTING)
+        if unknown or len(self.lighting) != len(self.lighting_p) or abs(sum(self.lighting_p) - 1) > 1e-9:
+            raise ValueError(f"lighting {self.lighting} with probabilities {self.lighting_p}: need known "
+                             f"conditions ({', '.join(LIGHTING + SHIFT_LIGHTING)}) and probabilities summing to 1")
 
 
 @dataclass
@@ -127,10 +139,18 @@ def _draw(rng: np.random.Generator, size: int, spill: bool, settings: WellSettin
                       radius * rng.uniform(0.8, 1.6), radius * rng.uniform(0.8, 1.6), rng.uniform(0, np.pi))
     albedo = albedo * (1 - rng.uniform(0.2, 0.55) * soot)[..., None]
     # Light: a gradient over the scene times the condition's gain and colour.
-    lighting = LIGHTING[rng.choice(len(LIGHTING), p=[0.25, 0.15, 0.15, 0.15, 0.15, 0.15])]
+    lighting = settings.lighting[rng.choice(len(settings.lighting), p=settings.lighting_p)]
     g = rng.uniform(-1, 1, 2)
     light = (1 + 0.25 * (g[0] * (yy - 0.5) + g[1] * (xx - 0.5)))[..., None] * np.ones(3)
-    if lighting == "bright":
+    if lighting == "overexposed":
+        light = light * rng.uniform(1.7, 2.2)
+    elif lighting == "dusk":
+        light = light * rng.uniform(0.12, 0.25) * np.array([0.75, 0.9, 1.3])
+    elif lighting == "spotlight":
+        beam = _blob_mask(yy, xx, *rng.uniform(0.3, 0.7, 2), rng.uniform(0.18, 0.3), rng.uniform(0.18, 0.3),
+                          rng.uniform(0, np.pi))
+        light = light * (rng.uniform(0.35, 0.55) + rng.uniform(1.2, 1.6) * beam)[..., None]
+    elif lighting == "bright":
         light = light * rng.uniform(1.25, 1.5)
     elif lighting == "dim":
         light = light * rng.uniform(0.3, 0.55)
@@ -180,11 +200,14 @@ def _generate(settings: WellSettings) -> dict[str, np.ndarray]:
             "spill_area": area}
 
 
-def generate_wells(settings: WellSettings = WellSettings(), cache: bool = True) -> WellImages:
-    """The well images for ``settings``, from the cache when drawn before."""
+def generate_wells(settings: WellSettings = WellSettings(), cache: bool = True, cache_dir=None) -> WellImages:
+    """The well images for ``settings``, from the cache (``cache_dir``, default data/cache) when
+    drawn before."""
     if cache:
         key = {"generator": "wells", "version": GENERATOR_VERSION, **asdict(settings)}
-        arrays = cached_arrays("wells", key, lambda: _generate(settings))
+        if settings.lighting == LIGHTING and settings.lighting_p == LIGHTING_P:   # keys of earlier caches
+            key.pop("lighting"), key.pop("lighting_p")
+        arrays = cached_arrays("wells", key, lambda: _generate(settings), cache_dir)
     else:
         arrays = _generate(settings)
     return WellImages(images=arrays["images"], labels=arrays["labels"].astype(int),

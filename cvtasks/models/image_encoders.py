@@ -18,11 +18,10 @@ import torch
 from PIL import Image
 from torch import nn
 from torchvision import transforms
-from tqdm.auto import tqdm
 
 import config
 from cvtasks.models.online import require_online
-from cvtasks.runtime import pick_device
+from cvtasks.runtime import pick_device, progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,8 +86,8 @@ class ImageEncoder(nn.Module):
         transform = self.preprocessing.transform()
         images = list(images) if not isinstance(images, Sequence) else images
         chunks = []
-        for start in tqdm(range(0, len(images), batch_size), desc=f"embed {self.name}",
-                          disable=not progress, leave=False):
+        for start in progress_bar(range(0, len(images), batch_size), progress, desc=f"embed {self.name}",
+                                  leave=False):
             batch = torch.stack([transform(im) for im in images[start:start + batch_size]])
             batch = batch.to(device, memory_format=torch.channels_last)
             chunks.append(self.embed(batch).float().cpu().numpy())

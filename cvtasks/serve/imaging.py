@@ -9,12 +9,12 @@ already looks like Fashion-MNIST comes out exactly as in training (a test checks
 """
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+
+from cvtasks.images import ImageRejected, decoding_guard, open_checked
 
 SIZE = 28
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
@@ -29,25 +29,26 @@ class ImageError(Exception):
     message: str
 
 
+_STATUS = {"empty": (400, "empty_file"), "not_an_image": (415, "not_an_image"),
+           "too_large": (413, "image_dimensions_too_large"), "corrupt": (400, "corrupt_image")}
+
+
+def _rejected(err: ImageRejected) -> ImageError:
+    status, code = _STATUS[err.kind]
+    message = {"empty": "the uploaded file is empty",
+               "not_an_image": f"the file is not an image in a supported format ({', '.join(sorted(ALLOWED_FORMATS))})",
+               }.get(err.kind, str(err))
+    return ImageError(status, code, message)
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
-    if not data:
-        raise ImageError(400, "empty_file", "the uploaded file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
-            image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageError(415, "not_an_image",
-                         f"the file is not an image in a supported format ({', '.join(sorted(ALLOWED_FORMATS))})") from None
-    except Image.DecompressionBombError as err:  # PIL's own, far larger limit
-        raise ImageError(413, "image_dimensions_too_large", str(err)) from None
+        image = open_checked(data, max_pixels)
+    except ImageRejected as err:
+        raise _rejected(err) from None
     if image.format not in ALLOWED_FORMATS:
         raise ImageError(415, "unsupported_image_type",
                          f"{image.format} images are not supported; send {', '.join(sorted(ALLOWED_FORMATS))}")
-    width, height = image.size
-    if width * height > max_pixels:  # checked on the header, before any pixel is decoded
-        raise ImageError(413, "image_dimensions_too_large",
-                         f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels")
     return image
 
 
@@ -85,17 +86,13 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
     """Bytes of a PNG/JPEG/WebP/GIF (first frame) -> a (28, 28) float32 array in [0, 1]."""
     image = _open(data, max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with decoding_guard():
             image.seek(0)  # the first frame of an animation
             image = ImageOps.exif_transpose(image)
             image.load()
             grey = _to_grey(image)
-    except ImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, EOFError) as err:
-        raise ImageError(400, "corrupt_image", f"the image could not be decoded: {err}") from None
+    except ImageRejected as err:
+        raise _rejected(err) from None
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.mean() > 0.5:  # a shop photo on a light background: negate, as Fashion-MNIST did
         grey = 1.0 - grey

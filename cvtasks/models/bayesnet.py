@@ -1,15 +1,16 @@
-"""A Bayesian network of categorical attributes where every attribute has at most one parent,
-and parents are roots (a forest of depth one).
-
-That is exactly the shape of a style model: hairstyle -> hair colour, clothes -> clothes
-colour, the rest on their own; with no parents at all it is the independent model. The
-restriction keeps every quantity exact and cheap: probabilities of styles, marginals (law of
-total probability), pairwise joints, and KL divergence between two networks.
+"""A Bayesian network of categorical attributes where every attribute has at most one parent:
+a forest. That is the shape of a style model (hairstyle -> hair colour, clothes -> clothes
+colour, the rest on their own; with no parents at all it is the independent model) and of
+every structure the styles task learns (cvtasks.styles.structure). The restriction keeps
+every quantity exact and cheap: probabilities of styles, marginals (law of total
+probability), pairwise joints along the tree paths, and KL divergence between two networks.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,8 +53,8 @@ class BayesNet:
             parent = self.parents.get(attr)
             table = np.asarray(self.tables[attr], dtype=float)
             if parent is not None:
-                if parent not in self.schema or self.parents.get(parent) is not None:
-                    raise ValueError(f"{attr!r}: parent {parent!r} must be a root attribute of the schema")
+                if parent not in self.schema or parent == attr:
+                    raise ValueError(f"{attr!r}: parent {parent!r} must be another attribute of the schema")
                 shape = (len(self.schema[parent]), len(options))
             else:
                 shape = (len(options),)
@@ -61,30 +62,52 @@ class BayesNet:
                 raise ValueError(f"{attr!r}: table has shape {table.shape}, expected {shape}")
             if (table < 0).any() or not np.allclose(table.sum(-1), 1.0):
                 raise ValueError(f"{attr!r}: probabilities must be >= 0 and sum to 1")
+        for attr in self.schema:
+            self.ancestors(attr)   # raises on a cycle
 
     @property
     def attributes(self) -> list[str]:
         return list(self.schema)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """(parent, child) pairs."""
+        return [(p, a) for a, p in self.parents.items() if p is not None]
+
+    def ancestors(self, attr: str) -> list[str]:
+        """``attr``, its parent, its parent's parent, ... up to its root."""
+        chain = [attr]
+        while (parent := self.parents.get(chain[-1])) is not None:
+            if parent in chain:
+                raise ValueError(f"the parents form a cycle through {parent!r}; a forest has none")
+            chain.append(parent)
+        return chain
 
     def marginal(self, attr: str) -> np.ndarray:
         """P(attr); for a child, by total probability: sum_p P(attr | p) P(p)."""
         parent = self.parents.get(attr)
         if parent is None:
             return np.asarray(self.tables[attr], float)
-        return self.tables[parent] @ self.tables[attr]
+        return self.marginal(parent) @ self.tables[attr]
+
+    def _down(self, ancestor: str, attr: str) -> np.ndarray:
+        """P(attr | ancestor), shape (k_ancestor, k_attr): the tables along the path, multiplied."""
+        path = self.ancestors(attr)
+        out = np.eye(len(self.schema[ancestor]))
+        for node in reversed(path[:path.index(ancestor)]):
+            out = out @ self.tables[node]
+        return out
 
     def pair(self, a: str, b: str) -> np.ndarray:
-        """The joint P(a, b), shape (k_a, k_b)."""
-        pa, pb = self.parents.get(a), self.parents.get(b)
+        """The joint P(a, b), shape (k_a, k_b): through their lowest common ancestor c,
+        P(a, b) = sum_c P(c) P(a | c) P(b | c); independent when in different trees."""
         if a == b:
             return np.diag(self.marginal(a))
-        if pb == a:
-            return self.tables[a][:, None] * self.tables[b]
-        if pa == b:
-            return self.pair(b, a).T
-        if pa is not None and pa == pb:   # siblings: independent given their shared parent
-            return np.einsum("c,ci,cj->ij", self.tables[pa], self.tables[a], self.tables[b])
-        return np.outer(self.marginal(a), self.marginal(b))
+        up_b = self.ancestors(b)
+        common = next((x for x in self.ancestors(a) if x in up_b), None)
+        if common is None:
+            return np.outer(self.marginal(a), self.marginal(b))
+        return np.einsum("c,ci,cj->ij", self.marginal(common), self._down(common, a), self._down(common, b))
 
     def log_prob(self, codes: np.ndarray) -> np.ndarray:
         """log P(style) of each row of integer codes; -inf where the model gives zero."""
@@ -100,11 +123,10 @@ class BayesNet:
         return out
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n styles as integer codes, roots first, each child from its parent's row."""
+        """n styles as integer codes, each attribute after its parent (ancestral sampling)."""
         col = {a: j for j, a in enumerate(self.schema)}
         codes = np.zeros((n, len(col)), dtype=np.int64)
-        order = sorted(self.schema, key=lambda a: self.parents.get(a) is not None)
-        for attr in order:
+        for attr in sorted(self.schema, key=lambda a: len(self.ancestors(a))):
             parent, table = self.parents.get(attr), self.tables[attr]
             if parent is None:
                 codes[:, col[attr]] = rng.choice(len(table), size=n, p=table)
@@ -145,3 +167,18 @@ def kl_divergence(p: BayesNet, q: BayesNet) -> float:
     if list(p.schema) != list(q.schema) or any(tuple(p.schema[a]) != tuple(q.schema[a]) for a in p.schema):
         raise ValueError("KL needs two models over the same attributes and options")
     return cross_entropy(p, q) - cross_entropy(p, p)
+
+
+def save_json(model: BayesNet, path: str | Path) -> Path:
+    """The network as JSON (options, parents, tables): what a generator needs to sample."""
+    from cvtasks.io import atomic_write_text
+
+    doc = {"schema": {a: list(o) for a, o in model.schema.items()}, "parents": model.parents,
+           "tables": {a: np.asarray(t).tolist() for a, t in model.tables.items()}}
+    return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def load_json(path: str | Path) -> BayesNet:
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return BayesNet({a: tuple(o) for a, o in doc["schema"].items()}, doc["parents"],
+                    {a: np.asarray(t) for a, t in doc["tables"].items()})

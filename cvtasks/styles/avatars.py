@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from cvtasks.bayesnet import BayesNet, Schema, encode
+from cvtasks.models.bayesnet import BayesNet, Schema
 
 GLOBAL_PSEUDO_COUNT = 0.01   # keeps log P(c) finite where a colour never occurs at a pixel
 METHODS = ("a_independent", "b_conditional", "c_factor")
@@ -248,14 +248,11 @@ class AvatarResult:
 
 
 def avatar_experiment(images: np.ndarray, codes: np.ndarray, schema: Schema, parents: Mapping[str, str | None],
-                      style_model: BayesNet, *, palette_size: int, n_generated: int, pseudo_count: float,
-                      classifier_size: int, test_fraction: float, seed: int) -> AvatarResult:
-    """Fit the palette, the pixel model and the factor model on training avatars, generate
-    ``n_generated`` avatars per method for styles sampled from ``style_model``, and measure."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    n_test = max(1, int(round(test_fraction * len(images))))
-    test, train = order[:n_test], order[n_test:]
+                      style_model: BayesNet, train: np.ndarray, test: np.ndarray, *, palette_size: int,
+                      n_generated: int, pseudo_count: float, classifier_size: int, seed: int) -> AvatarResult:
+    """Fit the palette, the pixel model and the factor model on the ``train`` avatars, generate
+    ``n_generated`` avatars per method for styles sampled from ``style_model``, and measure;
+    the ``test`` avatars give the classifier's ceiling and the copy distance of real avatars."""
     palette = fit_palette(images[train], palette_size, seed)
     pixel_model = fit_pixel_model(images[train], codes[train], schema, palette, pseudo_count)
     factor = fit_factor_model(images[train], codes[train], schema, parents, palette, seed=seed)
@@ -294,25 +291,3 @@ def palette_experiment(images: np.ndarray, sizes: Sequence[int], seed: int) -> p
         err = np.sqrt(((quant.astype(np.float32) - images) ** 2).mean()) / 255
         rows.append({"palette size": k, "quantisation RMSE": float(err)})
     return pd.DataFrame(rows).set_index("palette size")
-
-
-def run_avatars(data, parents: Mapping[str, str | None], cfg) -> dict[str, float]:
-    """The avatar metrics of ``cvtasks.styles.run``."""
-    from cvtasks.styles import fit_model
-
-    codes = encode(data.table, data.schema)
-    style_model = fit_model(codes, data.schema, parents, "bayes", cfg.prior_strength)
-    result = avatar_experiment(data.images, codes, data.schema, parents, style_model,
-                               palette_size=cfg.palette_size, n_generated=cfg.n_generated,
-                               pseudo_count=cfg.layer_pseudo_count, classifier_size=cfg.classifier_size,
-                               test_fraction=cfg.test_fraction, seed=cfg.seed)
-    return avatar_metrics(result)
-
-
-def avatar_metrics(result: AvatarResult) -> dict[str, float]:
-    out = {f"avatars/classifier_heldout_acc/{a}": v for a, v in result.heldout_accuracy.items()}
-    out["avatars/real_nn_distance"] = result.real_nn_distance
-    for method, row in result.table.iterrows():
-        if method in METHODS:
-            out.update({f"avatars/{method}/{k}": float(v) for k, v in row.items()})
-    return out

@@ -1,0 +1,87 @@
+"""The wells of the spill task: loading (generator or a photo folder), the stratified split,
+and the per-image normalisation the autoencoder sees."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+import config
+from cvtasks.data.folder import scan_image_folder
+from cvtasks.data.wells import CLASSES, WellImages, WellSettings, generate_wells
+
+
+def load_data(cfg: config.SpillConfig) -> WellImages:
+    """The generator's images, or a user's photos from ``cfg.photos_dir`` (normal/, spill/)."""
+    if cfg.photos_dir is None:
+        return generate_wells(WellSettings(n_images=cfg.n_images, size=cfg.image_size, seed=cfg.seed),
+                              cache_dir=cfg.paths.cache)
+    folder = scan_image_folder(cfg.photos_dir, classes=list(CLASSES))
+    print(folder.summary())
+    if min(folder.counts().values()) < 3:
+        raise ValueError(f"{cfg.photos_dir}: need at least 3 images per class, found {folder.counts()}")
+    images = np.stack([np.asarray(folder.load(i, cfg.image_size)) for i in range(len(folder))])
+    n = len(folder)
+    return WellImages(images=images, labels=np.asarray(folder.labels), lighting=np.full(n, "unknown"),
+                      smoke=np.zeros(n, bool), spill_area=np.full(n, np.nan))
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def make_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Split:
+    """Stratified index split; the same for every model of the study."""
+    idx = np.arange(len(labels))
+    n_test, n_val = round(test_fraction * len(idx)), round(val_fraction * len(idx))
+    rest, test = train_test_split(idx, test_size=n_test, stratify=labels, random_state=seed)
+    train, val = train_test_split(rest, test_size=n_val, stratify=labels[rest], random_state=seed)
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def normal_only(indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The indices among ``indices`` whose image is normal: the autoencoder's training set."""
+    return indices[labels[indices] == 0]
+
+
+def normalise(images: np.ndarray, mode: str = "per_image") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 (n, H, W, 3) -> float (n, 3, H, W), plus the shift and scale to undo it.
+
+    ``per_image``: each channel divided by its own median in the image (grey-world white
+    balance), which cancels a global gain (bright / dim light) and a colour cast, while the
+    contrast of what is in the image (a glowing spill, smoke) stays as it is. The median
+    rather than the mean, so that a large bright spill does not darken its own image.
+    ``fixed``: the same affine map for every image.
+    """
+    x = raw_images(images)
+    if mode == "per_image":
+        mean = x.flatten(2).median(dim=2).values[..., None, None].clamp_min(0.02)
+        std = mean / 2
+    elif mode == "fixed":
+        mean = torch.full((len(x), 3, 1, 1), 0.5)
+        std = torch.full((len(x), 3, 1, 1), 0.25)
+    else:
+        raise ValueError(f"normalisation {mode!r}: must be 'per_image' or 'fixed'")
+    return (x - mean) / std, mean, std
+
+
+def raw_images(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> float (n, 3, H, W) in [0, 1], before any normalisation."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def to_uint8(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
+    """Undo ``normalise``: float (n, 3, H, W) -> uint8 (n, H, W, 3) for display."""
+    return ((x * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def examples_by_lighting(data: WellImages) -> np.ndarray:
+    """One normal and one spill image per lighting condition (the first of each), for figures."""
+    picks = [np.flatnonzero((data.lighting == c) & (data.labels == k))[:1]
+             for k in (0, 1) for c in np.unique(data.lighting)]
+    return np.concatenate(picks)

@@ -1,0 +1,404 @@
+"""The spill task: its stages, in the order the notebook and ``python -m cvtasks run spill``
+call them. Every trained detector is trained with ``cfg.seeds`` seeds; each seed's threshold is
+chosen on validation and applied unchanged to test."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cvtasks.data.wells import CLASSES, SHIFT_LIGHTING, WellImages, WellSettings, generate_wells
+from cvtasks.spill import anomalib_baselines as AB
+from cvtasks.spill import evaluation as E
+from cvtasks.spill import experiments as X
+from cvtasks.spill import findings, plots
+from cvtasks.spill.data import (Split, examples_by_lighting, load_data, make_split, normal_only, normalise,
+                                raw_images, to_uint8)
+from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
+from cvtasks.spill.thresholds import POLICIES, choose_threshold
+from cvtasks.spill.training import Budget, classifier_scores, reconstruct, train_autoencoder, train_classifier
+from cvtasks.io import save_npz
+from cvtasks.plots import image_grid
+from cvtasks.train import save_checkpoint
+from cvtasks.stats import seeds_interval
+from cvtasks.task import Task, stage
+
+PARTS = ("val", "test")
+
+
+@dataclass
+class Wells:
+    data: WellImages
+    split: Split
+    x: torch.Tensor        # normalised images
+    mean: torch.Tensor     # the normalisation's per-image shift and scale
+    std: torch.Tensor
+
+    @property
+    def ae_train(self) -> np.ndarray:
+        """The autoencoder's training images: the normal ones of the training part."""
+        return normal_only(self.split.train, self.data.labels)
+
+    def y(self, part: str) -> np.ndarray:
+        return self.data.labels[getattr(self.split, part)]
+
+
+@dataclass
+class Detector:
+    """One detector over the seeds: its scores per seed and part, thresholds, intervals."""
+
+    scores: list[dict[str, np.ndarray]]
+    thresholds: list[float]
+    intervals: dict
+
+
+class SpillTask(Task):
+    """Metal spills around tap-hole wells, flagged by an autoencoder's reconstruction error."""
+
+    name = "spill"
+    stages = ("data", "autoencoder", "scores", "baselines", "maps", "errors", "lighting_shift", "design",
+              "experiments")
+
+    def budget(self) -> Budget:
+        return Budget(self.cfg.epochs, self.cfg.patience, self.cfg.lr, self.cfg.batch_size)
+
+    def _seeds(self) -> list[int]:
+        return [self.cfg.seed + k for k in range(self.cfg.seeds)]
+
+    def _detector(self, name: str, scores: list[dict[str, np.ndarray]], prefix: str) -> Detector:
+        """Thresholds on validation, test metrics per seed, their mean and interval, recorded."""
+        w, cfg = self.data_, self.cfg
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a quick run's validation is too small to bound the rate
+            thrs = E.thresholds(w.y("val"), [s["val"] for s in scores], cfg)
+        intervals = E.seeds_intervals(w.y("test"), [s["test"] for s in scores], thrs, resamples=cfg.resamples,
+                                      seed=cfg.seed)
+        self.record(E.flatten(prefix, intervals, len(scores)))
+        val = E.per_seed(w.y("val"), [s["val"] for s in scores], thrs).mean()
+        self.record({f"{prefix}val/{m}_mean": float(val[m]) for m in E.METRICS})
+        self.record({f"{prefix}threshold_mean": float(np.mean(thrs))})
+        self.detectors_[name] = Detector(scores, thrs, intervals)
+        return self.detectors_[name]
+
+    # --- stages ------------------------------------------------------------------------------
+    @stage
+    def data(self) -> Wells:
+        """The wells (generated, or a photo folder), the stratified split, the normalisation."""
+        cfg = self.cfg
+        data = load_data(cfg)
+        split = make_split(data.labels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        x, mean, std = normalise(data.images, cfg.normalisation)
+        self.data_ = Wells(data, split, x, mean, std)
+        self.detectors_: dict[str, Detector] = {}
+        counts = {part: [int((data.labels[getattr(split, part)] == k).sum()) for k in (0, 1)]
+                  for part in ("train", "val", "test")}
+        self.record({f"data/{part}/{CLASSES[k]}": counts[part][k] for part in counts for k in (0, 1)})
+        self.record({"data/n_images": len(data.labels), "data/ae_train": len(self.data_.ae_train)})
+        picks = examples_by_lighting(data)
+        self.show("data/examples", image_grid(data.images[picks], [f"{CLASSES[data.labels[i]]}\n{data.lighting[i]}"
+                                                                   for i in picks], ncols=max(1, len(picks) // 2),
+                                              size=1.5))
+        if cfg.normalisation == "per_image":
+            self.show("data/normalised", image_grid(to_uint8(x[picks], torch.tensor(0.4), torch.tensor(0.2)),
+                                                    [str(data.lighting[i]) for i in picks],
+                                                    ncols=max(1, len(picks) // 2), size=1.5))
+        table = pd.DataFrame(counts, index=list(CLASSES)).T.assign(
+            autoencoder_sees=[len(self.data_.ae_train), 0, 0])
+        self.show("data/split", table)
+        described = self._folder() / "wells_split.npz"
+        save_npz(described, labels=data.labels, lighting=data.lighting, train=split.train, val=split.val,
+                 test=split.test)
+        self.tracker.log_artifact("spill-wells", "dataset", [described],
+                                  metadata={"source": str(cfg.photos_dir or "generator"), "n_images": cfg.n_images,
+                                            "size": cfg.image_size, "seed": cfg.seed})
+        return self.data_
+
+    def _folder(self):
+        return self.cfg.paths.models / "spill" / ("quick" if self.quick else "full")
+
+    @stage
+    def autoencoder(self) -> list:
+        """The autoencoder trained on the normal training images, once per seed; every score of
+        its reconstructions on validation and test."""
+        self.require("data")
+        w, cfg = self.data_, self.cfg
+        s = w.split
+        self.autoencoder_, histories, self.ae_scores_ = [], [], []
+        for seed in self._seeds():
+            model, history = train_autoencoder(
+                w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val], budget=self.budget(),
+                depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck, loss=cfg.loss,
+                views=cfg.augment, raw_train=raw_images(w.data.images[w.ae_train]), score=cfg.score,
+                sigma=cfg.score_sigma, seed=seed, device=self.device)
+            self.autoencoder_.append(model)
+            histories.append(history)
+            self.ae_scores_.append(self._all_scores(model))
+            self.tracker.log_history(f"autoencoder_seed{seed}", history.epochs)
+        self.ae_histories_ = histories
+        path = save_checkpoint(self._folder() / "autoencoder.pt", self.autoencoder_[0], seed=cfg.seed,
+                               depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck)
+        self.tracker.log_artifact("spill-autoencoder", "model", [path], metadata={"score": cfg.score})
+        self.record({"autoencoder/best_epoch_mean": float(np.mean([h.best_epoch for h in histories])),
+                     "autoencoder/train_seconds_mean": float(np.mean([h.seconds for h in histories]))})
+        self.show("autoencoder/curves", plots.training_curves(histories))
+        return self.autoencoder_
+
+    def _all_scores(self, model) -> dict[str, dict[str, np.ndarray]]:
+        """score name -> part -> scores, for every score of SCORES."""
+        w, cfg = self.data_, self.cfg
+        out: dict[str, dict[str, np.ndarray]] = {m: {} for m in SCORES}
+        for part in PARTS:
+            idx = getattr(w.split, part)
+            recon = reconstruct(model, w.x[idx], device=self.device)
+            for m in SCORES:
+                out[m][part] = anomaly_scores(recon, w.x[idx], m, cfg.score_sigma, w.std[idx], w.mean[idx])
+        return out
+
+    @stage
+    def scores(self) -> pd.DataFrame:
+        """Thresholds on validation and test figures over the seeds, for every score of the same
+        reconstructions; the threshold policies side by side."""
+        self.require("data", "autoencoder")
+        w, cfg = self.data_, self.cfg
+        for m in SCORES:
+            name = "autoencoder" if m == cfg.score else f"ae_{m}"
+            self._detector(name, [s[m] for s in self.ae_scores_], "" if m == cfg.score else f"ae_{m}/")
+        table = E.summary_table({n: d.intervals for n, d in self.detectors_.items()})
+        first = {n: d.scores[0]["test"] for n, d in self.detectors_.items()}
+        self.show("autoencoder/score_histograms", plots.score_histograms(
+            first, w.y("test"), {n: d.thresholds[0] for n, d in self.detectors_.items()}))
+        self.show("autoencoder/scores", table)
+        self.show("autoencoder/policies", self._policies())
+        self.show("autoencoder/roc", plots.roc_plot({n: (w.y("test"), s) for n, s in first.items()}))
+        self.scores_ = table
+        y = w.y("test")
+        best = self.detectors_["autoencoder"]
+        flagged = best.scores[0]["test"] >= best.thresholds[0]
+        self.chart("confusion", "autoencoder/confusion", y, flagged.astype(int), list(CLASSES))
+        self.chart("roc_pr", "autoencoder/test", y, np.c_[-best.scores[0]["test"], best.scores[0]["test"]],
+                   list(CLASSES))
+        return table
+
+    def _policies(self) -> pd.DataFrame:
+        """The default score under each threshold policy: TPR and TNR on validation and test,
+        mean over seeds."""
+        w, cfg = self.data_, self.cfg
+        scores = self.detectors_["autoencoder"].scores
+        rows = {}
+        for policy in POLICIES:
+            label = {"fixed_fpr": f"fixed_fpr ({cfg.target_fpr:.0%})",
+                     "fpr_bound": f"fpr_bound ({cfg.target_fpr:.0%} at {cfg.fpr_confidence:.0%})"}.get(policy, policy)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                thrs = [choose_threshold(w.y("val"), s["val"], policy, cfg.target_fpr, cfg.fpr_confidence)
+                        for s in scores]
+            row = {}
+            for part in PARTS:
+                m = E.per_seed(w.y(part), [s[part] for s in scores], thrs).mean()
+                row.update({f"{part}/tpr": m["tpr"], f"{part}/tnr": m["tnr"]})
+            rows[label] = row
+        return pd.DataFrame(rows).T.round(3)
+
+    @stage
+    def baselines(self) -> pd.DataFrame:
+        """The supervised CNN (labelled spills too, the autoencoder's budget) and anomalib's
+        PatchCore and PaDiM on the offline backbone, each over the seeds."""
+        self.require("data", "scores")
+        w, cfg = self.data_, self.cfg
+        s, y = w.split, w.data.labels
+        cnn_scores, histories = [], []
+        for seed in self._seeds():
+            cnn, history = train_classifier(w.x[s.train], y[s.train], w.x[s.val], y[s.val], budget=self.budget(),
+                                            depth=cfg.depth, base=cfg.base_channels, seed=seed, device=self.device)
+            cnn_scores.append({p: classifier_scores(cnn, w.x[getattr(s, p)], self.device) for p in PARTS})
+            histories.append(history)
+            self.tracker.log_history(f"supervised_seed{seed}", history.epochs)
+        self._detector("supervised", cnn_scores, "supervised/")
+        self.record({"supervised/best_epoch_mean": float(np.mean([h.best_epoch for h in histories])),
+                     "supervised/epochs_mean": float(np.mean([len(h.epochs) for h in histories]))})
+        images = w.data.images
+        parts = {p: images[getattr(s, p)] for p in PARTS}
+        for method in AB.METHODS:
+            runs = [AB.fit_and_score(method, images[w.ae_train], parts, size=cfg.anomalib_size,
+                                     layers=cfg.patchcore_layers if method == "patchcore" else cfg.padim_layers,
+                                     coreset=cfg.patchcore_coreset, n_features=cfg.padim_features, seed=seed,
+                                     device=self.device) for seed in self._seeds()]
+            detector = self._detector(f"anomalib {method}", runs, f"anomalib/{method}/")
+            for m in E.METRICS:   # the issue's key: the mean over seeds
+                self.record({f"anomalib/{method}/test/{m}": detector.intervals[m].value})
+        names = ["autoencoder", "supervised", "anomalib patchcore", "anomalib padim"]
+        ivs = {n: self.detectors_[n].intervals for n in names}
+        self.show("baselines/intervals", plots.intervals_plot(ivs, targets={"roc_auc": 0.98, "tpr": 0.95, "tnr": 0.95}))
+        table = E.summary_table(ivs)
+        self.show("baselines/table", table)
+        self.baselines_ = table
+        return table
+
+    @stage
+    def maps(self) -> None:
+        """What the score sees: the error maps of test images the first seed's model flags
+        correctly, misses, and flags wrongly, on one colour scale with the threshold marked."""
+        self.require("data", "scores")
+        w, cfg = self.data_, self.cfg
+        method = cfg.score if cfg.score in LOCAL_SCORES else "pooled"   # a global score has no map
+        detector = self.detectors_["autoencoder" if method == cfg.score else f"ae_{method}"]
+        idx, score, thr = w.split.test, detector.scores[0]["test"], detector.thresholds[0]
+        y = w.y("test")
+        order = np.argsort(-score)
+        groups = {"flagged spill": order[(y[order] == 1) & (score[order] >= thr)][:3],
+                  "missed spill": order[(y[order] == 1) & (score[order] < thr)][:3],
+                  "false alarm": order[(y[order] == 0) & (score[order] >= thr)][:3],
+                  "quiet normal": order[(y[order] == 0) & (score[order] < thr)][:2]}
+        chosen = np.concatenate([v for v in groups.values()]).astype(int)
+        labels = [g for g, v in groups.items() for _ in v]
+        sel = idx[chosen]
+        recon = reconstruct(self.autoencoder_[0], w.x[sel], device=self.device)
+        maps = local_error_map(recon, w.x[sel], method, cfg.score_sigma, w.std[sel], w.mean[sel]).numpy()
+        titles = [f"{w.data.lighting[i]}, score {score[c]:.2f}" for i, c in zip(sel, chosen)]
+        vmax = float(np.quantile(detector.scores[0]["test"], 0.99))
+        self.show("maps/error_maps", plots.error_maps(list(w.data.images[sel]), list(maps), titles, thr, vmax, labels))
+        self.examples("maps/examples", pd.DataFrame({"group": labels, "lighting": w.data.lighting[sel],
+                                                     "score": score[chosen], "threshold": thr}),
+                      {"image": list(w.data.images[sel]), "reconstruction": list(
+                          to_uint8(recon, w.mean[sel], w.std[sel]))})
+        self.record({f"maps/{findings.slug(g)}": len(v) for g, v in groups.items()})
+
+    @stage
+    def errors(self) -> pd.DataFrame:
+        """The share flagged per lighting condition, smoke and spill size, averaged over seeds."""
+        self.require("data", "baselines")
+        w = self.data_
+        flagged = {name: np.mean([sc["test"] >= t for sc, t in zip(d.scores, d.thresholds)], axis=0)
+                   for name, d in self.detectors_.items() if not name.startswith("ae_")}
+        table = X.error_analysis(w.data, w.split.test, flagged)
+        for (kind, group), row in table.iterrows():
+            self.record({f"errors/{findings.slug(kind)}/{findings.slug(group)}": row["autoencoder"]})
+        self.show("errors/table", table)
+        return table
+
+    @stage
+    def lighting_shift(self) -> pd.DataFrame:
+        """A test set under lighting no training image had: each seed's autoencoder and
+        threshold, unchanged; the false alarms (TNR) and detections (TPR) there, per score."""
+        self.require("data", "scores")
+        w, cfg = self.data_, self.cfg
+        if cfg.photos_dir is not None:
+            raise ValueError("the lighting-shift stage draws its images from the generator; with photos_dir "
+                             "set, put photos under new lighting in a folder of their own and score them instead")
+        shift = generate_wells(WellSettings(n_images=cfg.shift_images, size=cfg.image_size,
+                                            seed=cfg.seed + 2 * cfg.design_seed_offset, lighting=SHIFT_LIGHTING,
+                                            lighting_p=(1 / 3, 1 / 3, 1 / 3)), cache_dir=cfg.paths.cache)
+        x, mean, std = normalise(shift.images, cfg.normalisation)
+        rows = []
+        for m in LOCAL_SCORES:
+            name = "autoencoder" if m == cfg.score else f"ae_{m}"
+            d = self.detectors_[name]
+            scores = [anomaly_scores(reconstruct(model, x, device=self.device), x, m, cfg.score_sigma, std, mean)
+                      for model in self.autoencoder_]
+            ivs = E.seeds_intervals(shift.labels, scores, d.thresholds, resamples=cfg.resamples, seed=cfg.seed,
+                                    metrics=("tpr", "tnr"))
+            prefix = "lighting_shift/" + ("" if m == cfg.score else f"{m}/")
+            self.record(ivs["tnr"].items(f"{prefix}test/tnr"))
+            self.record(ivs["tpr"].items(f"{prefix}test/tpr"))
+            rows += self._tnr_by_condition(m, shift.lighting, shift.labels, scores, d.thresholds, unseen=True)
+            rows += self._tnr_by_condition(m, w.data.lighting[w.split.test], w.y("test"),
+                                           [sc["test"] for sc in d.scores], d.thresholds, unseen=False)
+        if cfg.augment != "photometric":
+            rows += self._photometric_probe(shift, x, mean, std)
+        table = pd.DataFrame(rows)
+        for r in table[table.unseen & (table.score == cfg.score)].itertuples():
+            self.record({f"lighting_shift/{r.condition}/tnr": r.tnr})
+        self.show("lighting_shift/tnr", plots.shift_plot(table))
+        self.show("lighting_shift/table", table.pivot(index="condition", columns="score", values="tnr").round(3))
+        return table
+
+    def _photometric_probe(self, shift: WellImages, x, mean, std) -> list[dict]:
+        """What was tried against the shift: the autoencoder trained (first seed, same budget) on
+        its normal images under other exposure and lamps. Its threshold comes from validation as
+        always; regular test and shift figures are recorded beside the chosen model's."""
+        w, cfg = self.data_, self.cfg
+        s = w.split
+        model, _ = train_autoencoder(w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val],
+                                     budget=self.budget(), depth=cfg.depth, base=cfg.base_channels,
+                                     bottleneck=cfg.bottleneck, loss=cfg.loss, views="photometric",
+                                     raw_train=raw_images(w.data.images[w.ae_train]), score=cfg.score,
+                                     sigma=cfg.score_sigma, seed=cfg.seed, device=self.device)
+        parts = {p: anomaly_scores(reconstruct(model, w.x[getattr(s, p)], device=self.device), w.x[getattr(s, p)],
+                                   cfg.score, cfg.score_sigma, w.std[getattr(s, p)], w.mean[getattr(s, p)])
+                 for p in PARTS}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            thr = E.thresholds(w.y("val"), [parts["val"]], cfg)[0]
+        regular = E.point_metrics(w.y("test"), parts["test"], thr)
+        shifted = anomaly_scores(reconstruct(model, x, device=self.device), x, cfg.score, cfg.score_sigma, std, mean)
+        probe = E.point_metrics(shift.labels, shifted, thr)
+        self.record({f"photometric/test/{k}": v for k, v in regular.items()})
+        self.record({"lighting_shift/photometric/test/tnr": probe["tnr"],
+                     "lighting_shift/photometric/test/tpr": probe["tpr"]})
+        return self._tnr_by_condition(f"{cfg.score} + photometric views", shift.lighting, shift.labels, [shifted],
+                                      [thr], unseen=True)
+
+    def _tnr_by_condition(self, score, lighting, y, scores, thrs, unseen) -> list[dict]:
+        rows = []
+        for c in np.unique(lighting):
+            normal = (lighting == c) & (y == 0)
+            if not normal.any():
+                continue
+            per_seed = [float(np.mean(s[normal] < t)) for s, t in zip(scores, thrs)]
+            iv = seeds_interval(per_seed)
+            rows.append({"score": score, "condition": str(c), "unseen": unseen, "n_normal": int(normal.sum()),
+                         "tnr": iv.value, "tnr_low": iv.low, "tnr_high": iv.high})
+        return rows
+
+    @stage
+    def design(self) -> dict[str, pd.DataFrame]:
+        """The design set that chose the score and the threshold policy: a second draw of the
+        generator that the study never trains or tests on, scored by the first seed's model."""
+        self.require("data", "autoencoder")
+        cfg = self.cfg
+        if cfg.photos_dir is not None:
+            raise ValueError("the design stage draws its images from the generator; it is not run on photos")
+        design = generate_wells(WellSettings(n_images=cfg.design_images, size=cfg.image_size,
+                                             seed=cfg.seed + cfg.design_seed_offset), cache_dir=cfg.paths.cache)
+        scores = X.design_scores(self.autoencoder_[0], design, cfg, self.device)
+        comparison = X.score_comparison(scores, design.labels, design.lighting, (cfg.target_fpr, 0.02, 0.01))
+        per_class = int(round(cfg.val_fraction * cfg.n_images / 2))
+        policies = X.policy_transfer(scores[cfg.score], design.labels,
+                                     (("youden", 0.9), ("fixed_fpr", 0.9), ("fpr_bound", cfg.fpr_confidence)),
+                                     val_per_class=per_class, repeats=cfg.design_repeats, target_fpr=cfg.target_fpr,
+                                     seed=cfg.seed)
+        for name, row in comparison.iterrows():
+            self.record({f"design/{name}/roc_auc": row["roc_auc"],
+                         f"design/{name}/tpr_at_target_fpr": row[f"tpr@{cfg.target_fpr:.0%}"]})
+        for name, row in policies.iterrows():
+            self.record({f"design/policy/{findings.slug(name)}/p_both": row["P(both)"],
+                         f"design/policy/{findings.slug(name)}/tnr": row["tnr"]})
+        self.record({"design/n_images": len(design.labels)})
+        self.show("design/scores", comparison)
+        self.show("design/policies", policies)
+        self.design_ = {"scores": comparison, "policies": policies}
+        return self.design_
+
+    @stage
+    def experiments(self) -> pd.DataFrame:
+        """One change at a time to the autoencoder, each on the same short budget."""
+        self.require("data")
+        w, cfg = self.data_, self.cfg
+        table = X.run_experiments(w.data.images, w.data.labels, w.split, cfg, epochs=cfg.experiment_epochs,
+                                  device=self.device)
+        for change, row in table.iterrows():
+            self.record({f"experiments/{findings.slug(change)}/test_roc_auc": row["test_roc_auc"]})
+        self.show("experiments/table", table)
+        return table
+
+    # --- prose from the metrics --------------------------------------------------------------
+    def summary(self) -> str:
+        return findings.summary(self.metrics, self.tracker.name)
+
+    def conclusions(self):
+        from IPython.display import Markdown
+
+        return Markdown(findings.conclusions(self.metrics, self.cfg))
