@@ -62,8 +62,9 @@ def augment(x: torch.Tensor, ops: Sequence[str], gen: torch.Generator, *, pad: i
             max_degrees: float = 10.0, brightness: float = 0.2) -> torch.Tensor:
     """Random ``ops`` applied per image to a float batch (B, C, H, W): ``crop`` (pad ``pad``
     pixels, take a random window of the original size), ``flip`` (horizontal, half the images),
-    ``rotate`` (up to +-``max_degrees``), ``brightness`` (x 1 -+ ``brightness``), ``dihedral``
-    (a quarter turn and a mirror per batch: for top-down views, where any turn is natural)."""
+    ``rotate`` (up to +-``max_degrees``), ``brightness`` (x 1 -+ ``brightness``), ``erase``
+    (random erasing: half the images lose a rectangle of 2-25 % of their area to zero),
+    ``dihedral`` (a quarter turn and a mirror per batch: for top-down views)."""
     b, _, h, w = x.shape
     if "crop" in ops:
         padded = F.pad(x, (pad, pad, pad, pad))
@@ -83,6 +84,18 @@ def augment(x: torch.Tensor, ops: Sequence[str], gen: torch.Generator, *, pad: i
         x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
     if "brightness" in ops:
         x = (x * (1 - brightness + 2 * brightness * torch.rand(b, 1, 1, 1, generator=gen))).clamp(0, 1)
+    if "erase" in ops:
+        area = (0.02 + 0.23 * torch.rand(b, generator=gen)) * h * w
+        aspect = torch.exp((torch.rand(b, generator=gen) - 0.5) * 2 * math.log(3))
+        eh = (area * aspect).sqrt().clamp(1, h).long()
+        ew = (area / aspect).sqrt().clamp(1, w).long()
+        top = (torch.rand(b, generator=gen) * (h - eh + 1)).long()
+        left = (torch.rand(b, generator=gen) * (w - ew + 1)).long()
+        rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+        box = ((rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
+               & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))
+        box &= (torch.rand(b, generator=gen) < 0.5)[:, None, None]
+        x = x.masked_fill(box[:, None], 0.0)
     if "dihedral" in ops:
         x = torch.rot90(x, int(torch.randint(4, (1,), generator=gen)), dims=(2, 3))
         if torch.rand(1, generator=gen).item() < 0.5:

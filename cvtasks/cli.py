@@ -56,13 +56,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cvtasks.fashion import default_model_path, load_data, prepare_data
+    from cvtasks.fashion.data import load_data, prepare_data
+    from cvtasks.fashion.training import model_path
     from cvtasks.io import atomic_write_text, write_metrics
     from cvtasks.serve.export import export_fashion
 
     quick = _quick(args)
     fashion_cfg, serve_cfg = config.get("fashion", quick=quick), config.get("serve", quick=quick)
-    checkpoint = args.checkpoint or default_model_path(fashion_cfg)
+    checkpoint = args.checkpoint or model_path(fashion_cfg)
     if not checkpoint.exists():
         print(f"no trained model at {checkpoint}: run `python -m cvtasks run fashion"
               f"{' --quick' if quick else ''}` first", file=sys.stderr)
@@ -112,6 +113,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from cvtasks.fashion import study
+    from cvtasks.fashion.data import prepare_data
+    from cvtasks.tracking import Tracker
+
+    cfg = config.get("fashion", quick=_quick(args))
+    tracker = Tracker("fashion", cfg, caller="cli", job_type="study", wandb_dir=cfg.paths.wandb)
+    result = study.run(prepare_data(cfg), cfg, trials=args.trials, storage=args.storage)
+    table = study.top_recipes(result, cfg)
+    summary = {"study/n_trials": len(study.trials_table(result)), "study/seeds_per_top_config": int(table.seeds.min())
+               if len(table) else 0, "study/best_val_acc_mean": float(table.val_acc_mean.iloc[0]) if len(table) else 0.0}
+    if tracker.mode != "disabled":
+        tracker.log_table("study/trials", study.trials_table(result))
+    tracker.finish(summary)
+    print(table.head(10).to_string())
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_encoders(args: argparse.Namespace) -> int:
     print("image encoders:", ", ".join(config.IMAGE_ENCODERS), f"(offline: {config.OFFLINE_IMAGE_ENCODER})")
     print("text encoders: ", ", ".join(config.TEXT_ENCODERS), f"(offline: {config.OFFLINE_TEXT_ENCODER})")
@@ -119,19 +139,18 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    quick = _quick(args)
-    from cvtasks import search
+    from cvtasks.search import service
 
-    if args.k < 1:
-        print(f"--k {args.k}: must be >= 1", file=sys.stderr)
-        return 2
+    cfg = config.get("search", quick=_quick(args))
     try:
-        hits = search.search(args.query, k=args.k, cfg=config.get("search", quick=quick))
-    except ValueError as err:
-        print(f"search failed: {err}", file=sys.stderr)
+        hits, notes = service.search(args.query, service.load(service.bundle_path(cfg)), args.k)
+    except (service.QueryError, FileNotFoundError) as err:
+        print(f"search: {err}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"note: {note}")
     for row in hits.itertuples():
-        print(f"{row.score:.3f}  {row.image}")
+        print(f"{row.score:.2f}  {row.title}  ({row.file})")
     return 0
 
 
@@ -156,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="images of the search gallery that fit a text query, best first")
     search.add_argument("query", help='the text to search for, e.g. "a red car"')
     search.add_argument("--k", type=int, default=config.SearchConfig.top_k, help="how many images to list")
-    search.add_argument("--quick", action="store_true", help="the quick-mode model (trained if missing)")
+    search.add_argument("--quick", action="store_true", help="the quick-mode model")
     search.set_defaults(func=cmd_search)
 
     export = sub.add_parser("export", help="export the trained fashion model to ONNX FP32 + INT8, with checks")
@@ -182,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("target", choices=["serve"])
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
     bench.set_defaults(func=cmd_bench)
+
+    study = sub.add_parser("study", help="the fashion classifier's hyperparameter study (Optuna; resumable)")
+    study.add_argument("task", choices=["fashion"])
+    study.add_argument("--quick", action="store_true", help="tiny sizes, a few trials")
+    study.add_argument("--trials", type=int, help="sampled trials the study should hold (default: the config's)")
+    study.add_argument("--storage", help="Optuna storage shared by workers: a database URL or journal:PATH "
+                                         "(default: SQLite under reports/fashion/)")
+    study.set_defaults(func=cmd_study)
 
     encoders = sub.add_parser("encoders", help="list the pretrained encoders and which work offline")
     encoders.set_defaults(func=cmd_encoders)

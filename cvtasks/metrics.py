@@ -38,6 +38,16 @@ def classification_metrics(y_true: Sequence[int], probs: np.ndarray, prefix: str
     return {k: float(v) for k, v in out.items()}
 
 
+def fast_macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over the classes present in ``y`` (the same value as scikit-learn's with
+    labels=present), from one bincount: fast enough for thousands of resamples."""
+    cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(n_classes), where=(support + predicted) > 0)
+    return float(f1[support > 0].mean())
+
+
 def per_class_table(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, as a table indexed by class name."""
     labels = np.arange(len(class_names))

@@ -129,10 +129,13 @@ class FitOptions:
 def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable | None = None, *,
         optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor], options: FitOptions,
         metrics: Mapping[str, MetricFn] | None = None, scheduler: Any = None,
-        device: str | torch.device | None = None) -> History:
+        device: str | torch.device | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None
+        ) -> History:
     """Train ``model`` and return its History; the model ends with the best weights (unless
     ``options.restore_best`` is off). The scheduler steps once per epoch (with the monitored
-    score for ReduceLROnPlateau) or, with ``options.scheduler_per_batch``, after every batch."""
+    score for ReduceLROnPlateau) or, with ``options.scheduler_per_batch``, after every batch.
+    ``on_epoch(row)`` sees each epoch's metrics (weight averaging, a study's pruner; it may raise
+    to stop the run)."""
     o = options
     monitor, mode = (o.monitor, o.mode) if val_batches is not None or not o.monitor.startswith("val/") \
         else ("train/loss", "min")
@@ -182,6 +185,8 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable | None 
             raise KeyError(f"monitor {monitor!r} is not among the epoch's metrics: {sorted(row)}")
         score = row[monitor]
         history.epochs.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         if scheduler is not None and not o.scheduler_per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)

@@ -20,8 +20,10 @@ SUBJECTS = {  # subject folder -> (colour, keywords)
 }
 
 
-def write_library(root: Path, per_subject: int = 6) -> tuple[Path, Path]:
-    """SVGs with metadata and transparent PNGs, mirrored paths, like the Debian packages."""
+def write_library(root: Path, per_subject: int = 6, duplicates: int = 0, shared_titles: int = 0) -> tuple[Path, Path]:
+    """SVGs with metadata and transparent PNGs, mirrored paths, like the Debian packages.
+    ``duplicates``: that many cat drawings copied, byte for byte, under other paths and titles
+    (as the packages do); ``shared_titles``: that many birds titled like a fruit."""
     svg_dir, png_dir = root / "svg", root / "png"
     for subject, (colour, keywords) in SUBJECTS.items():
         for i in range(per_subject):
@@ -34,7 +36,17 @@ def write_library(root: Path, per_subject: int = 6) -> tuple[Path, Path]:
             (svg_dir / f"{name}.svg").write_text(SVG.format(title=title, desc=desc, keywords=tags))
             rgba = np.zeros((40 + 4 * i, 60, 4), np.uint8)   # transparent background
             rgba[10:30, 10 + i:40 + i] = (*colour, 255)
+            rgba[12:14 + 2 * i, 12:20] = (255 - colour[0], 255 - colour[1], 255 - colour[2], 255)   # each its own
             Image.fromarray(rgba, "RGBA").save(png_dir / f"{name}.png")
+    for i in range(duplicates):
+        name = f"animals/copies/copy_{i:02d}"
+        (svg_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (png_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (svg_dir / f"{name}.svg").write_text(SVG.format(title=f"copied drawing {i}", desc="", keywords=""))
+        (png_dir / f"{name}.png").write_bytes((png_dir / f"animals/cats/cats_{i:02d}.png").read_bytes())
+    for i in range(shared_titles):
+        svg = svg_dir / f"animals/birds/birds_{i:02d}.svg"
+        svg.write_text(svg.read_text().replace(f"bird number {i}", f"fruit number {i}"))
     # one drawing without a title and one with a collection title shared by four: both skipped
     (svg_dir / "shapes").mkdir(parents=True)
     (png_dir / "shapes").mkdir(parents=True)

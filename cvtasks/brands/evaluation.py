@@ -13,21 +13,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cvtasks.brands.data import BrandData
-from cvtasks.metrics import classification_metrics
+from cvtasks.metrics import classification_metrics, fast_macro_f1
 from cvtasks.runtime import one_thread
 from cvtasks.stats import Interval, resamples
 
 SPLITS = ("train", "val", "test")
-
-
-def fast_macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Macro-F1 over the classes present in ``y`` (the same value as scikit-learn's with
-    labels=present), from one bincount: fast enough for thousands of resamples."""
-    cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(n_classes), where=(support + predicted) > 0)
-    return float(f1[support > 0].mean())
 
 
 def split_metrics(probs: np.ndarray, data: BrandData, prefix: str = "") -> dict[str, float]:

@@ -41,9 +41,13 @@ def summary(m: Mapping[str, Any], run_name: str) -> str:
         lines.append(f"- Transfer model (chosen on validation: {chosen}), test macro-F1 {_ci(m, 'test/macro_f1')}; "
                      f"small CNN {_ci(m, 'small_cnn/test/macro_f1')}; colour baseline {_ci(m, 'baseline/test/macro_f1')}.")
     if "al/labels_to_95pct_median" in m:
+        random = m.get("al/random/labels_to_95pct_median")
+        random = f"{random:.0f}" if random is not None else (
+            f"reached in {int(m.get('al/random/reached', 0))} of {int(m['al/seeds'])} seeds within "
+            f"{int(m['al/labels_budget'])}")
         lines.append(f"- Active learning (judged on validation, {int(m['al/seeds'])} seeds): `{m['al/chosen']}` reaches "
                      f"95 % of the fully labelled accuracy with a median of {m['al/labels_to_95pct_median']:.0f} of "
-                     f"{int(m['al/pool_size'])} pool labels (random: {m['al/random_labels_to_95pct_median']:.0f}).")
+                     f"{int(m['al/pool_size'])} pool labels (random: {random}).")
     if "autolabel/flag_precision" in m:
         lines.append(f"- Confident learning found the injected wrong labels with precision "
                      f"{m['autolabel/flag_precision']:.2f} and recall {m['autolabel/flag_recall']:.2f}.")
@@ -82,8 +86,9 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
         out.append(f"- **Embeddings**: the brands' silhouette in the head's penultimate layer rises from "
                    f"{_ci(m, 'embed/silhouette_before')} before training to {_ci(m, 'embed/silhouette_after')} after.")
     if "al/labels_to_95pct_median" in m:
-        rows = ", ".join(f"{s} {m[f'al/{s}/labels_to_95pct_median']:.0f}" for s in cfg.al_strategies
-                         if f"al/{s}/labels_to_95pct_median" in m)
+        rows = ", ".join(f"{s} {m[f'al/{s}/labels_to_95pct_median']:.0f}" if f"al/{s}/labels_to_95pct_median" in m
+                         else f"{s} not reached in most sessions ({int(m.get(f'al/{s}/reached', 0))} of "
+                              f"{int(m['al/seeds'])} within {int(m['al/labels_budget'])})" for s in cfg.al_strategies)
         out.append(f"- **Active learning**, judged on validation over {int(m['al/seeds'])} seeds: median labels to "
                    f"95 % of the fully labelled accuracy: {rows} (of {int(m['al/pool_size'])}). The strategy chosen "
                    f"there, `{m['al/chosen']}`, tested once: {m.get('al/test/accuracy_at_budget', float('nan')):.3f} "

@@ -272,9 +272,9 @@ class BrandsTask(Task):
         for s, row in table.iterrows():
             for col in ("median", "min", "max"):
                 self.record({f"al/{s}/labels_to_95pct_{col}": float(row[col])})
+            self.record({f"al/{s}/reached": int(str(row["reached"]).split()[0])})
         if np.isfinite(budget):
-            self.record({"al/labels_to_95pct_median": float(budget), "al/labels_fraction_of_pool": budget / len(pool),
-                         "al/random_labels_to_95pct_median": float(table.loc["random", "median"])})
+            self.record({"al/labels_to_95pct_median": float(budget), "al/labels_fraction_of_pool": budget / len(pool)})
             full_test = L.full_label_accuracy(feats, d.labels[pool], test_f, d.labels[test], cfg.seed)
             at_budget = L.test_at_budget(feats, d.labels[pool], test_f, d.labels[test], sessions[chosen], budget,
                                          cfg.seed)

@@ -8,6 +8,14 @@
     test_images/            the search gallery
     test_annotations.tsv    optional, not in the course: expert votes for test pairs, same
                             columns as ExpertAnnotations.tsv (our Open Clip Art builder writes it)
+    val_images/, val_queries.csv, val_annotations.tsv
+                            optional, not in the course: a validation gallery in the test files'
+                            formats (our builder writes it; without it validation is carved
+                            from the training pairs)
+
+Query files may carry a fourth column ``kind``: ``new`` (the gallery holds the query's own
+image), ``seen`` (a training text searching new images) or ``nomatch`` (nothing in the gallery
+fits); without it every query is ``new``.
 
 A query id is ``<image file>#<n>``: the n-th description of that image. Experts vote 1 (does
 not fit at all) to 4 (fits fully). Rows whose image file is missing are dropped and counted.
@@ -25,6 +33,7 @@ EXPERT_COLUMNS = ["image", "query_id", "expert_1", "expert_2", "expert_3"]
 CROWD_COLUMNS = ["image", "query_id", "share", "n_yes", "n_no"]
 TRAIN_COLUMNS = ["image", "query_id", "query_text"]
 TEST_COLUMNS = ["query_id", "query_text", "image"]
+KINDS = ("new", "seen", "nomatch")
 REQUIRED_FILES = ("train_dataset.csv", "ExpertAnnotations.tsv", "CrowdAnnotations.tsv",
                   "train_images", "test_queries.csv", "test_images")
 
@@ -44,6 +53,9 @@ class CourseSearchData:
     train_images: list[str]      # files in train_images/ used by the pairs
     test_images: list[str]       # every file in test_images/
     dropped: dict[str, int] = field(default_factory=dict)
+    val_queries: pd.DataFrame | None = None   # as test_queries, when the folder has a validation gallery
+    val_votes: pd.DataFrame | None = None
+    val_images: list[str] = field(default_factory=list)
 
     def image_path(self, name: str, split: str = "train") -> Path:
         return self.root / f"{split}_images" / name
@@ -106,7 +118,15 @@ def _read_test_queries(path: Path) -> pd.DataFrame:
         raise DatasetLayoutError(f"{path} is missing; the course layout needs {', '.join(REQUIRED_FILES)}")
     first = path.read_text(encoding="utf-8").splitlines()[:1]
     has_header = bool(first) and "query_id" in first[0]
-    return _read_table(path, TEST_COLUMNS, sep="|", header=has_header)
+    with_kind = has_header and first[0].strip().split("|")[-1] == "kind"
+    frame = _read_table(path, TEST_COLUMNS + ["kind"] * with_kind, sep="|", header=has_header)
+    if not with_kind:
+        frame["kind"] = "new"
+    frame["image"] = frame["image"].fillna("").astype(str)
+    bad = sorted(set(frame.kind) - set(KINDS))
+    if bad:
+        raise DatasetLayoutError(f"{path}: query kinds must be {', '.join(KINDS)}; found {bad}")
+    return frame
 
 
 def _image_files(folder: Path) -> set[str]:
@@ -146,11 +166,17 @@ def load(root: str | Path) -> CourseSearchData:
     dropped["pairs whose image is missing"] = int((~has_image).sum())
     pairs = pairs[has_image].reset_index(drop=True)
     pairs = pairs[["image", "query_id", "query_text", *EXPERT_COLUMNS[2:], *CROWD_COLUMNS[2:]]]
-    in_gallery = test_queries.image.isin(test_files)
+    in_gallery = test_queries.image.isin(test_files) | (test_queries.kind != "new")
     dropped["test queries whose image is missing"] = int((~in_gallery).sum())
     test_queries = test_queries[in_gallery].reset_index(drop=True)
     if pairs.empty:
         raise DatasetLayoutError(f"{root}: no annotated pair has both a query text and an image file")
-    return CourseSearchData(root=root, pairs=pairs, test_queries=test_queries, test_votes=test_votes,
+    data = CourseSearchData(root=root, pairs=pairs, test_queries=test_queries, test_votes=test_votes,
                             train_images=sorted(set(pairs.image)), test_images=sorted(test_files),
                             dropped=dropped)
+    if (root / "val_queries.csv").exists():
+        data.val_images = sorted(_image_files(root / "val_images"))
+        data.val_queries = _read_test_queries(root / "val_queries.csv")
+        data.val_votes = _numeric(_read_table(root / "val_annotations.tsv", EXPERT_COLUMNS, sep="\t", header=False),
+                                  EXPERT_COLUMNS[2:], root / "val_annotations.tsv")
+    return data

@@ -63,15 +63,17 @@ class BasicBlock(nn.Module):
 
 
 class ResNet28(nn.Module):
-    """Stem 3x3 conv (w) at 28, max pool, basic block (2w) at 14, max pool, basic block (4w) at 7, GAP, linear."""
+    """Stem 3x3 conv (w) at 28, max pool, ``depth`` basic blocks (2w) at 14, max pool, ``depth``
+    basic blocks (4w) at 7, GAP, linear."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.3, batchnorm: bool = True, width: int = 24):
+    def __init__(self, num_classes: int = 10, dropout: float = 0.3, batchnorm: bool = True, width: int = 24,
+                 depth: int = 1):
         super().__init__()
         w = width
+        stage2 = [BasicBlock(w if i == 0 else 2 * w, 2 * w, 1, batchnorm) for i in range(depth)]
+        stage3 = [BasicBlock(2 * w if i == 0 else 4 * w, 4 * w, 1, batchnorm) for i in range(depth)]
         self.features = nn.Sequential(
-            _conv_bn_relu(1, w, batchnorm), nn.MaxPool2d(2),
-            BasicBlock(w, 2 * w, 1, batchnorm), nn.MaxPool2d(2),
-            BasicBlock(2 * w, 4 * w, 1, batchnorm),
+            _conv_bn_relu(1, w, batchnorm), nn.MaxPool2d(2), *stage2, nn.MaxPool2d(2), *stage3,
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, num_classes))
@@ -128,13 +130,18 @@ FASHION_NETS: dict[str, Callable[..., nn.Module]] = {
 
 
 def create_fashion_net(name: str, num_classes: int = 10, *, dropout: float = 0.3,
-                       batchnorm: bool = True, width: int | None = None) -> nn.Module:
-    """One of FASHION_NETS; ``width`` (channels of the first stage) None keeps the family's default."""
+                       batchnorm: bool = True, width: int | None = None, depth: int = 1) -> nn.Module:
+    """One of FASHION_NETS; ``width`` (channels of the first stage) None keeps the family's
+    default; ``depth``: residual blocks per stage (the ResNet only)."""
     if name not in FASHION_NETS:
         raise ValueError(f"unknown fashion net {name!r}; known: {', '.join(FASHION_NETS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout = {dropout}: must lie in [0, 1)")
     kwargs = {} if width is None else {"width": width}
+    if name == "resnet":
+        kwargs["depth"] = depth
+    elif depth != 1:
+        raise ValueError(f"depth = {depth}: only the resnet family takes a depth")
     return FASHION_NETS[name](num_classes, dropout=dropout, batchnorm=batchnorm, **kwargs)
 
 

@@ -120,7 +120,7 @@ def export_fashion(checkpoint: str | Path, data: Any, out_dir: str | Path,
     Parity and accuracies are measured on the whole test set; the INT8 calibration uses the
     first ``calibration_size`` training images (never test images).
     """
-    from cvtasks.fashion import load_classifier
+    from cvtasks.fashion.training import load_classifier
 
     out_dir = Path(out_dir)
     model, meta = load_classifier(checkpoint)

@@ -234,12 +234,13 @@ def _png(image: np.ndarray) -> bytes:
 
 def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
     """The whole load test: inference per backend, the service, the naive baseline, the goals."""
-    from cvtasks.fashion import default_model_path, load_classifier, prepare_data
+    from cvtasks.fashion.data import prepare_data
+    from cvtasks.fashion.training import load_classifier, model_path
     from cvtasks.serve.backends import OnnxClassifier, TorchClassifier
     from cvtasks.serve.export import Normalised, model_version
 
     fashion_cfg, settings = config.get("fashion", quick=quick), config.get("serve", quick=quick)
-    checkpoint, int8 = default_model_path(fashion_cfg), settings.model_path
+    checkpoint, int8 = model_path(fashion_cfg), settings.model_path
     fp32 = int8.with_name("model.onnx")
     flag = " --quick" if quick else ""
     for path, how in ((checkpoint, f"python -m cvtasks run fashion{flag}"), (int8, f"python -m cvtasks export{flag}")):

@@ -23,7 +23,7 @@ def classifier_loader(backend: str, model: Path, threads: int):
         return lambda: OnnxClassifier(model, threads=threads)
     if backend == "torch":
         def load():
-            from cvtasks.fashion import load_classifier
+            from cvtasks.fashion.training import load_classifier
             from cvtasks.serve.backends import TorchClassifier
             from cvtasks.serve.export import Normalised, model_version
 

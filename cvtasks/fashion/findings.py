@@ -1,0 +1,92 @@
+"""The tables and prose of the fashion report, built from a run's metrics (no number typed)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+import config
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
+
+
+def targets_table(m: Mapping[str, Any], targets: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Each target, the measured value (with its interval where there is one), the margin and
+    whether it is met."""
+    targets = dict(targets or config.FASHION_TARGETS)
+    rows = []
+    for k, t in targets.items():
+        ci = (f"[{m[k + '_ci_low']:.4f}, {m[k + '_ci_high']:.4f}]" if k + "_ci_low" in m else "")
+        rows.append((k, t, round(m[k], 4), ci, round(m[k] - t, 4), "yes" if m[k] >= t else "NO"))
+    return pd.DataFrame(rows, columns=["metric", "target", "measured", "95 % interval", "margin", "met"]).set_index("metric")
+
+
+def train_test_table(m: Mapping[str, Any]) -> pd.DataFrame:
+    names = ["accuracy", "top3", "macro_f1", "balanced_accuracy", "min_class_precision", "min_class_recall"]
+    return pd.DataFrame({split: [m[f"{split}/{n}"] for n in names] for split in ("train", "test")},
+                        index=pd.Index(names, name="metric")).round(4)
+
+
+def _ci(m: Mapping[str, Any], key: str, fmt: str = ".4f") -> str:
+    if key not in m:
+        return "n/a"
+    if f"{key}_ci_low" in m:
+        return f"{m[key]:{fmt}} [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]"
+    return f"{m[key]:{fmt}}"
+
+
+def summary(m: Mapping[str, Any], run_name: str) -> str:
+    lines = [f"**Summary of this run** (`{run_name}`; Fashion-MNIST, {int(m.get('data/test', 0))} test images; "
+             "[95 % interval over test images])", ""]
+    if "test/accuracy" in m:
+        lines.append(f"- Test accuracy {_ci(m, 'test/accuracy')}, top-3 {_ci(m, 'test/top3')}, macro-F1 "
+                     f"{_ci(m, 'test/macro_f1')}; worst category precision {m['test/min_class_precision']:.3f}, "
+                     f"recall {m['test/min_class_recall']:.3f} (Shirt: {m.get('test/shirt/precision', float('nan')):.3f} / "
+                     f"{m.get('test/shirt/recall', float('nan')):.3f}).")
+    if "study/n_trials" in m:
+        lines.append(f"- Study: {int(m['study/n_trials'])} Optuna trials on the 55k / 5k split, the top "
+                     f"{int(m['study/top_configs'])} recipes with {int(m['study/seeds_per_top_config'])} seeds each.")
+    if "train/seconds" in m:
+        lines.append(f"- Final training: {m['train/seconds']:.0f} s on this CPU for {int(m['train/epochs'])} epochs.")
+    return "\n".join(lines)
+
+
+def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
+    out = ["## Conclusions", "", "Every figure below is read from this run's metrics (intervals: 95 %, bootstrap over "
+           "the 10k test images, which the run reads once).", ""]
+    if "test/accuracy" in m:
+        t = config.FASHION_TARGETS
+        met = {k: m[k] >= v for k, v in t.items()}
+        missed = [k for k, ok in met.items() if not ok]
+        out.append(f"- **Targets**: accuracy {_ci(m, 'test/accuracy')} (target {t['test/accuracy']}), top-3 "
+                   f"{_ci(m, 'test/top3')} ({t['test/top3']}), macro-F1 {_ci(m, 'test/macro_f1')} ({t['test/macro_f1']}), "
+                   f"worst category precision {m['test/min_class_precision']:.4f} and recall {m['test/min_class_recall']:.4f} "
+                   f"({t['test/min_class_precision']}). " + ("All met." if not missed else
+                   "Missed: " + ", ".join(f"{k} by {t[k] - m[k]:.4f}" for k in missed) + "."))
+        out.append(f"- **Shirt**, the hard category: precision {m.get('test/shirt/precision', float('nan')):.3f} "
+                   f"(interval from {m.get('test/shirt/precision_ci_low', float('nan')):.3f}), recall "
+                   f"{m.get('test/shirt/recall', float('nan')):.3f} (from {m.get('test/shirt/recall_ci_low', float('nan')):.3f}); "
+                   "its errors go to T-shirt/top, Pullover and Coat (the table above): the same silhouettes at 28 x 28 "
+                   "pixels. Across the study's trials, Shirt recall rises with accuracy but stays the lowest class "
+                   "(figure above).")
+    if "study/n_trials" in m:
+        out.append(f"- **The study**: {int(m['study/n_trials'])} trials ({int(m['study/pruned'])} pruned) of "
+                   f"{cfg.study_epochs} epochs each on the 55k / 5k split; the best recipe over "
+                   f"{int(m['study/seeds_per_top_config'])} seeds reaches validation accuracy "
+                   f"{m['study/best_val_acc_mean']:.4f} (sd {m['study/best_val_acc_std']:.4f}). The final recipe in "
+                   f"config.py {'is' if m.get('study/config_is_winner') else 'is NOT'} the study's winner, trained "
+                   f"for {int(m.get('train/epochs', 0))} epochs instead of {cfg.study_epochs}: a short study favours "
+                   "what learns fast, which is not always what ends highest.")
+    if "train/seconds" in m:
+        ok = m["train/seconds"] <= 1500
+        out.append(f"- **Training time**: {m['train/seconds']:.0f} s on this 2-core CPU ({'within' if ok else 'over'} "
+                   "the 25-minute budget), bfloat16 where the CPU has it.")
+    if "export/int8_accuracy_drop_points" in m:
+        out.append(f"- **Production**: ONNX matches PyTorch to {m['export/onnx_max_abs_diff']:.1e}; INT8 costs "
+                   f"{m['export/int8_accuracy_drop_points']:.2f} accuracy points at {m['export/int8_mb']:.2f} MB. The "
+                   "service's load tests read their own files (`python -m cvtasks bench serve`, docs/serve.md).")
+    return "\n".join(out)

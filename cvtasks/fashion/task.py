@@ -1,0 +1,190 @@
+"""The fashion task: its stages, in the order the notebook and ``python -m cvtasks run fashion``
+call them. The hyperparameter study is its own command (``python -m cvtasks study fashion``,
+the DVC stage ``study``); its storage is committed and read here. The final recipe lives in
+config.FashionConfig; the test set is read once, by ``evaluate``."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from cvtasks.fashion import evaluation as E
+from cvtasks.fashion import findings, plots
+from cvtasks.fashion import study as S
+from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
+from cvtasks.fashion.training import model_path, predict_proba, recipe, train_final, train_model
+from cvtasks.models.fashion_nets import count_parameters
+from cvtasks.task import Task, stage
+
+FAMILY_WIDTH = {"baseline": 32, "resnet": 32, "mobilenet": 16}
+
+
+class FashionTask(Task):
+    """Product category classification on Fashion-MNIST, and the model the service serves."""
+
+    name = "fashion"
+    stages = ("data", "architectures", "study", "train", "evaluate", "export")
+
+    @stage
+    def data(self) -> FashionData:
+        """The IDX files, a stratified validation hold-out, and the duplicate audit."""
+        cfg = self.cfg
+        self.data_ = d = prepare_data(cfg)
+        self.record({"data/train": len(d.y_train), "data/val": len(d.y_val), "data/test": len(d.y_test),
+                     **cross_split_duplicates(d)})
+        self.show("data/counts", d.summary())
+        self.show("data/samples", plots.samples(d.x_train, d.y_train, d.classes))
+        return d
+
+    @stage
+    def architectures(self) -> pd.DataFrame:
+        """Three network families under one small budget (a stratified subset, a few epochs)."""
+        self.require("data")
+        cfg, d = self.cfg, self.data_
+        small = d.subset(cfg.study_train_size, cfg.study_val_size, cfg.seed)
+        rows = []
+        for name in ("baseline", "resnet", "mobilenet"):
+            run = replace(cfg, model=name, width=FAMILY_WIDTH[name], depth=1, epochs=cfg.study_epochs, swa=False,
+                          mixup=0.0)
+            model, history = train_model(small, run, device=self.device)
+            best = history.epochs[history.best_epoch - 1]
+            rows.append({"model": name, "val/acc": best["val/acc"], "seconds": history.seconds,
+                         "parameters": count_parameters(model)})
+            self.record({f"architectures/{name}/val_acc": best["val/acc"]})
+        table = pd.DataFrame(rows).set_index("model")
+        self.show("architectures/table", table.round(4))
+        self.architectures_ = table
+        return table
+
+    @stage
+    def study(self) -> pd.DataFrame:
+        """The Optuna study (resumed from its storage; run when the storage lacks trials): every
+        trial, the top recipes over their seeds, the parameters' importance, the winner."""
+        self.require("data")
+        cfg = self.cfg
+        result = S.run(self.data_, cfg, device=self.device)
+        trials = S.trials_table(result)
+        top = S.top_recipes(result, cfg)
+        best = S.winner(result, cfg)
+        chosen = {k: getattr(cfg, k) for k in S.SPACE}
+        self.record({"study/n_trials": int((~trials.repeat).sum()), "study/complete": int((trials.state == "COMPLETE").sum()),
+                     "study/pruned": int((trials.state == "PRUNED").sum()),
+                     "study/seeds_per_top_config": int(top.seeds.min()), "study/top_configs": len(top),
+                     "study/best_val_acc_mean": float(top.val_acc_mean.iloc[0]),
+                     "study/best_val_acc_std": float(top.val_acc_std.iloc[0]),
+                     "study/config_is_winner": int(all(chosen[k] == best[k] for k in S.SPACE))})
+        self.show("study/trials", trials.sort_values("value", ascending=False).head(25).round(4))
+        self.show("study/top", top.round(4))
+        importance, parallel = plots.study_figures(result)
+        self.show("study/importance", importance)
+        self.show("study/parallel", parallel)
+        self.show("study/shirt", plots.shirt_by_trial(trials))
+        self.show("study/winner", pd.DataFrame({"study's winner": best, "final recipe (config.py)": chosen}))
+        self.study_ = trials
+        self.tracker.log_artifact("fashion-study", "dataset", [S.path_of(cfg)] if S.path_of(cfg).exists() else [],
+                                  metadata={"trials": int(len(trials))})
+        return trials
+
+    @stage
+    def train(self) -> dict:
+        """The final recipe (config.py) trained on the 55k training images, or its checkpoint
+        reused when the recipe is unchanged; time to accuracy against the earlier recipe."""
+        self.require("data")
+        cfg = self.cfg
+        self.model_, self.meta_ = train_final(cfg, self.data_, model_path(cfg), device=self.device)
+        meta = self.train_ = self.meta_
+        self.record({"train/seconds": float(meta["train_seconds"]), "train/epochs": len(meta["history"]),
+                     "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"])})
+        self.tracker.log_history("final", meta["history"])
+        curves = {"final recipe": pd.DataFrame(meta["history"])}
+        earlier = cfg.paths.reports / "fashion" / "earlier_recipe_history.json"
+        if earlier.exists():
+            curves["earlier recipe (width 32, 16 epochs)"] = pd.DataFrame(json.loads(earlier.read_text()))
+        self.show("train/time_to_accuracy", plots.time_to_accuracy(curves))
+        self.show("train/recipe", pd.Series(recipe(cfg)).astype(str).to_frame("final recipe"))
+        self.tracker.log_artifact("fashion-model", "model", [model_path(cfg)], metadata=recipe(cfg))
+        return meta
+
+    @stage
+    def evaluate(self) -> pd.DataFrame:
+        """The 10k test set, once: metrics with intervals, every category's precision and recall,
+        the look-alike garments, and the most confident mistakes."""
+        self.require("train")
+        cfg, d, meta = self.cfg, self.data_, self.meta_
+        probs = predict_proba(self.model_, d.x_test, meta["mean"], meta["std"], tta_flip=cfg.tta_flip,
+                              device=self.device)
+        self.probs_ = probs
+        pred = probs.argmax(1)
+        self.record(E.split_metrics(d.y_test, probs, "test"))
+        for name, iv in E.headline_intervals(d.y_test, probs, count=cfg.resamples, seed=cfg.seed).items():
+            self.record(iv.items(f"test/{name}"))
+        small = d.subset(cfg.train_eval_size, cfg.val_size, cfg.seed)
+        train_probs = predict_proba(self.model_, small.x_train, meta["mean"], meta["std"], tta_flip=cfg.tta_flip,
+                                    device=self.device)
+        self.record(E.split_metrics(small.y_train, train_probs, "train"))
+        table = E.per_class_intervals(d.y_test, pred, d.classes, count=cfg.resamples, seed=cfg.seed)
+        for cls, row in table.iterrows():
+            slug = findings.slug(cls)
+            self.record({f"test/{slug}/precision": row.precision, f"test/{slug}/recall": row.recall,
+                         f"test/{slug}/precision_ci_low": row.precision_low,
+                         f"test/{slug}/recall_ci_low": row.recall_low})
+        self.show("evaluate/targets", findings.targets_table(self.metrics))
+        self.show("evaluate/train_test", findings.train_test_table(self.metrics))
+        self.show("evaluate/per_class", plots.per_class(table))
+        self.show("evaluate/per_class_table", table.round(3))
+        from cvtasks.plots import confusion_matrix_plot
+
+        self.show("evaluate/confusion", confusion_matrix_plot(d.y_test, pred, d.classes))
+        self.chart("confusion", "evaluate/confusion_chart", d.y_test, pred, d.classes)
+        worst = E.worst_mistakes(d.y_test, probs, cfg.worst_k)
+        self.show("evaluate/mistakes", plots.mistakes(d.x_test, d.y_test, probs, worst, d.classes))
+        self.examples("evaluate/misclassified", pd.DataFrame({
+            "true": [d.classes[d.y_test[i]] for i in worst], "predicted": [d.classes[pred[i]] for i in worst],
+            "confidence": probs[worst, pred[worst]]}), {"image": [d.x_test[i] for i in worst]})
+        self.per_class_ = table
+        self._shirt(pred, probs)
+        return table
+
+    def _shirt(self, pred: np.ndarray, probs: np.ndarray) -> None:
+        """Shirt, looked at: the confusions among the four look-alike garments and Shirt's errors."""
+        cfg, d = self.cfg, self.data_
+        shirt = d.classes.index("Shirt")
+        self.show("shirt/confusion", E.look_alike_confusion(d.y_test, pred, list(d.classes)))
+        worst = E.worst_mistakes(d.y_test, probs, cfg.worst_k, only=shirt)
+        self.show("shirt/missed", plots.mistakes(d.x_test, d.y_test, probs, worst, d.classes))
+        called = np.flatnonzero((pred == shirt) & (d.y_test != shirt))
+        called = called[np.argsort(-probs[called, shirt])][:cfg.worst_k]
+        self.show("shirt/wrongly_called", plots.mistakes(d.x_test, d.y_test, probs, called, d.classes))
+
+    @stage
+    def export(self) -> dict:
+        """ONNX (normalisation and softmax inside the graph), parity with PyTorch on the test set,
+        and the INT8 model the service serves."""
+        self.require("train")
+        from cvtasks.io import write_metrics
+        from cvtasks.serve.export import export_fashion
+        from cvtasks.serve.summary import export_table
+
+        cfg = self.cfg
+        folder = cfg.paths.models / "fashion" / ("quick" if cfg.quick else "")
+        metrics = export_fashion(model_path(cfg), self.data_, folder)
+        write_metrics("fashion", metrics, quick=cfg.quick, name="export", reports_dir=cfg.paths.reports)
+        self.record(metrics)
+        checks, sizes = export_table(metrics)
+        self.show("export/checks", checks)
+        self.show("export/sizes", sizes)
+        self.tracker.log_artifact("fashion-int8", "model", [folder / "model.int8.onnx"], metadata={
+            "int8_drop_points": metrics["export/int8_accuracy_drop_points"]})
+        self.export_ = metrics
+        return metrics
+
+    # --- prose from the metrics --------------------------------------------------------------
+    def summary(self) -> str:
+        return findings.summary(self.metrics, self.tracker.name)
+
+    def conclusions(self):
+        from IPython.display import Markdown
+
+        return Markdown(findings.conclusions(self.metrics, self.cfg))

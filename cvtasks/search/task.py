@@ -1,0 +1,342 @@
+"""The search task: its stages, in the order the notebook and ``python -m cvtasks run search``
+call them. Choices (the ranker, the towers, the calibration, the no-match threshold) are made on
+the validation gallery; the test gallery is scored once, with intervals over queries."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from cvtasks.data.course_search import load_image
+from cvtasks.io import atomic_write_text
+from cvtasks.search import calibration as C
+from cvtasks.search import features as F
+from cvtasks.search import findings, plots
+from cvtasks.search import metrics as M
+from cvtasks.search import service
+from cvtasks.search.data import Gallery, SearchData, blended_target, cross_split_audit, load_data, split_files
+from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
+from cvtasks.stats import Interval
+from cvtasks.task import Task, stage
+
+DEMO_QUERIES = ("a red car", "a cat", "flag", "birthday cake", "musical instrument", "a tree")
+HEADLINE = ("ndcg@10", "kendall_tau", "recall@1", "recall@5", "recall@10", "mrr")
+
+
+class SearchTask(Task):
+    """Text -> image relevance (0..1) and a search with a "no good match" answer."""
+
+    name = "search"
+    stages = ("data", "features", "models", "select", "evaluate", "calibrate", "nomatch", "demo")
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _scores(self, split: str) -> dict[str, np.ndarray]:
+        """Every model's (queries, gallery) scores on a gallery (all its queries), computed once,
+        and the blend of the best of each kind once it is chosen."""
+        cache = self.__dict__.setdefault("_score_cache", {})
+        if split not in cache:
+            feats = self.features_
+            cache[split] = {name: m.score_gallery(feats.gallery[split], feats.queries[split])
+                            for name, m in self.models_.items()}
+        out = dict(cache[split])
+        if self.blend_parts:
+            out["blend"] = sum(_z(out[p]) for p in self.blend_parts) / len(self.blend_parts)
+        return out
+
+    def _per_query(self, split: str, kind: str, scores: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+        g = getattr(self.data_, split)
+        rows = np.flatnonzero(g.queries.kind == kind)
+        gains = g.gains(g.queries.iloc[rows])
+        return {name: M.per_query(s[rows], gains, self.cfg.strict_relevance) for name, s in scores.items()}
+
+    # --- stages ------------------------------------------------------------------------------
+    @stage
+    def data(self) -> SearchData:
+        """The training pairs and the two galleries; the leakage audit; split.json."""
+        cfg = self.cfg
+        d = self.data_ = load_data(cfg)
+        self.blend_parts: tuple[str, ...] = ()
+        audit = cross_split_audit(d)
+        self.record(audit)
+        before = d.built.get("without these steps", {})
+        self.record({"data/duplicates_removed": d.built.get("duplicates removed", 0),
+                     "data/before/cross_split_duplicates": before.get("test drawings with a duplicate in training", 0),
+                     "data/before/cross_split_queries": before.get("test query texts that are training texts", 0)})
+        counts = {"train images": len(d.train_images), "train pairs": len(d.train),
+                  "train queries": d.train.query_id.nunique()}
+        for g in (d.val, d.test):
+            counts[f"{g.split} images"] = len(g.images)
+            counts.update({f"{g.split} {k} queries": int((g.queries.kind == k).sum()) for k in ("new", "seen", "nomatch")})
+        self.record({f"data/{findings.slug(k)}": v for k, v in counts.items()})
+        path = cfg.paths.reports / "search" / ("quick" if cfg.quick else "") / "split.json"
+        atomic_write_text(path, json.dumps(split_files(d), indent=1) + "\n")
+        self.show("data/counts", pd.Series(counts, name="count").to_frame())
+        self.show("data/audit", findings.audit_table(self.metrics))
+        sample = d.test.of_kind("new").drop_duplicates("image").sample(min(8, len(d.test.images)), random_state=cfg.seed)
+        self.show("data/samples", plots.grid([load_image(d.test.folder / n) for n in sample.image],
+                                             [t[:28] for t in sample.query_text]))
+        target = blended_target(d.train, cfg.crowd_weight)
+        self.show("data/target", plots.target_figure(target, d.train, d.train.query_id.str.rsplit("#", n=1).str[0]
+                                                     == d.train.image))
+        self.tracker.log_artifact("search-split", "dataset", [path], metadata={"root": str(d.root), **counts})
+        return d
+
+    @stage
+    def features(self) -> F.Features:
+        """Frozen image and sentence vectors of every image and query (cached)."""
+        self.require("data")
+        self.features_ = F.compute(self.cfg, self.data_, self.device)
+        near = cross_split_audit(self.data_, {"train": self.features_.train_images, **self.features_.gallery})
+        self.record({"data/cross_split_similar_vectors": near["data/cross_split_similar_vectors"]})
+        self.record({"features/image_dim": self.features_.train_images.shape[1],
+                     "features/text_dim": self.features_.train_queries.shape[1]})
+        return self.features_
+
+    @stage
+    def models(self) -> dict:
+        """Every scorer on the training pairs: a dummy, ridge, an MLP and the interaction MLP on the
+        votes; the ridge-mapped cosine and contrastive towers on (query, own image) pairs only."""
+        self.require("features")
+        target = blended_target(self.data_.train, self.cfg.crowd_weight)
+        self.models_, self.priors_ = fit_all(self.cfg, self.data_, self.features_, target, self.device)
+        self.__dict__.pop("_score_cache", None)   # a re-run stage scores again
+        for name in ("mlp", "interaction"):
+            self.tracker.log_history(name, self.models_[name].history.epochs)
+        self.record({f"models/{n}/best_epoch": self.models_[n].history.best_epoch for n in ("mlp", "interaction")})
+        self.show("models/towers", self.priors_.towers.sort_values("val/loss").round(4))
+        self.show("models/curves", plots.curves({n: self.models_[n].history for n in ("mlp", "interaction")}))
+        return self.models_
+
+    @stage
+    def select(self) -> pd.DataFrame:
+        """On the validation gallery's new queries: each model's NDCG@10, the best vote-free ranker,
+        a blend of the best of each kind, and the served ranker (the best of all)."""
+        self.require("models")
+        val = self._per_query("val", "new", self._scores("val"))
+        ndcg = {n: float(v["ndcg@10"].mean()) for n, v in val.items()}
+        best_free = max(VOTE_FREE, key=ndcg.get)
+        best_voted = max(("linear", "mlp", "interaction"), key=ndcg.get)
+        self.blend_parts = (best_voted, best_free)
+        val.update(self._per_query("val", "new", {"blend": self._scores("val")["blend"]}))
+        ndcg["blend"] = float(val["blend"]["ndcg@10"].mean())
+        self.ranker_ = max(ndcg, key=ndcg.get)
+        self.vote_free_ = best_free
+        self.record({"search/ranker": self.ranker_, "search/vote_free": best_free,
+                     **{f"new_queries/{n}/val/ndcg@10": v for n, v in ndcg.items()}})
+        self.val_per_query_ = val
+        table = pd.DataFrame({n: {m: float(v[m].mean()) for m in ("ndcg@10", "recall@5", "kendall_tau")}
+                              for n, v in val.items()}).T
+        table["trained on"] = ["votes" if n in VOTE_TRAINED else "no votes" if n in VOTE_FREE else "both"
+                               for n in table.index]
+        self.show("select/validation", table.sort_values("ndcg@10", ascending=False).round(3))
+        self.select_ = table
+        return table
+
+    @stage
+    def evaluate(self) -> pd.DataFrame:
+        """The test gallery, once: new queries (the headline), seen queries (a diagnostic), every
+        model with intervals over queries, each against the best vote-free ranker (paired), and
+        the voted pairs' MAE / RMSE / R2."""
+        self.require("select")
+        cfg = self.cfg
+        scores = self._scores("test")
+        self.test_scores_ = scores
+        test = self._per_query("test", "new", scores)
+        self.test_per_query_ = test
+        rows = {}
+        for name, per in test.items():
+            ivs = M.ranking_intervals(per, resamples=cfg.resamples, seed=cfg.seed)
+            self.record(M.flatten(f"new_queries/{name}/test/", ivs))
+            rows[name] = {m: ivs[m] for m in HEADLINE if m in ivs}
+            if name != self.vote_free_:
+                delta = M.paired_delta(per, test[self.vote_free_], "ndcg@10", resamples=cfg.resamples, seed=cfg.seed)
+                self.record(delta.items(f"new_queries/{name}/test/ndcg@10_delta"))
+        ranker = M.ranking_intervals(test[self.ranker_], resamples=cfg.resamples, seed=cfg.seed)
+        self.record(M.flatten("new_queries/test/", ranker))
+        self.record(M.flatten("new_queries/vote_free/test/", M.ranking_intervals(
+            test[self.vote_free_], resamples=cfg.resamples, seed=cfg.seed)))
+        if self.ranker_ != self.vote_free_:
+            delta = M.paired_delta(test[self.ranker_], test[self.vote_free_], "ndcg@10", resamples=cfg.resamples,
+                                   seed=cfg.seed)
+        else:
+            delta = Interval(0.0, 0.0, 0.0)
+        self.record(delta.items("new_queries/test/ndcg@10_delta"))
+        seen = self._per_query("test", "seen", scores)
+        for name, per in seen.items():
+            if len(per):
+                self.record(M.flatten(f"seen_queries/{name}/test/", M.ranking_intervals(
+                    per, resamples=cfg.resamples, seed=cfg.seed), ("ndcg@10", "kendall_tau")))
+        self._pair_metrics(scores)
+        table = findings.model_table(rows, self.ranker_, self.vote_free_)
+        self.show("evaluate/models", plots.model_intervals(rows, self.ranker_))
+        self.show("evaluate/table", table)
+        self.evaluate_ = table
+        return table
+
+    def _pair_metrics(self, scores: dict[str, np.ndarray]) -> None:
+        """MAE / RMSE / R2 on the test gallery's voted pairs of new queries, for the models that
+        predict the votes' 0..1 target (the vote-trained ones); the headline is the one with the
+        best validation R2."""
+        cfg, g = self.cfg, self.data_.test
+        new = np.flatnonzero(g.queries.kind == "new")
+        pairs = g.pairs(g.queries.iloc[new], recipe=True)
+        q, j = new[pairs.query_row.to_numpy()], pairs.image_row.to_numpy()
+        vg, val_new = self.data_.val, np.flatnonzero(self.data_.val.queries.kind == "new")
+        vpairs = vg.pairs(vg.queries.iloc[val_new], recipe=True)
+        vscores = self._scores("val")
+        val_r2 = {}
+        for name in ("dummy", "linear", "mlp", "interaction"):
+            ivs = M.pair_intervals(scores[name][q, j], pairs.target.to_numpy(), q, resamples=cfg.resamples,
+                                   seed=cfg.seed)
+            self.record(M.flatten(f"{name}/test/", ivs))
+            vp = vscores[name][val_new[vpairs.query_row.to_numpy()], vpairs.image_row.to_numpy()]
+            t = vpairs.target.to_numpy()
+            val_r2[name] = 1 - ((t - vp) ** 2).sum() / ((t - t.mean()) ** 2).sum()
+            self.record({f"{name}/val/r2": float(val_r2[name])})
+        best = max(val_r2, key=val_r2.get)
+        self.record({"pairs/model": best, **{k.split("/", 1)[1]: v for k, v in self.metrics.items()
+                                             if k.startswith(f"{best}/test/")}})
+        rel = _relevance(self.data_, "test", pairs)
+        if rel is not None:   # a perfect follower of the rule that made the votes: the ceiling
+            ivs = M.pair_intervals(rel, pairs.target.to_numpy(), q, resamples=cfg.resamples, seed=cfg.seed)
+            self.record(M.flatten("ceiling/test/", ivs))
+            every = g.pairs(g.queries.iloc[new])
+            rule_scores = np.zeros_like(scores[self.ranker_][new])
+            rule_scores[every.query_row.to_numpy(), every.image_row.to_numpy()] = _relevance(self.data_, "test", every)
+            ceiling = M.per_query(rule_scores, g.gains(g.queries.iloc[new]), cfg.strict_relevance)
+            self.record({"ceiling/test/ndcg@10": float(ceiling["ndcg@10"].mean())})
+
+    @stage
+    def calibrate(self) -> pd.DataFrame:
+        """Isotonic regression of the votes' target on the ranker's score, fitted on the validation
+        gallery's voted pairs; its reliability on the test gallery's."""
+        self.require("evaluate")
+        cfg, d = self.cfg, self.data_
+        val_pairs, val_scores = _pair_scores(d.val, self._scores("val")[self.ranker_])
+        self.calibrator_ = C.fit_calibrator(val_scores, val_pairs.target.to_numpy())
+        test_pairs, test_scores = _pair_scores(d.test, self.test_scores_[self.ranker_])
+        pred = self.calibrator_.predict(test_scores)
+        table = C.reliability(pred, test_pairs.target.to_numpy(), cfg.calibration_bins)
+        raw = C.reliability(np.clip((test_scores - val_scores.min()) / (np.ptp(val_scores) + 1e-9), 0, 1),
+                            test_pairs.target.to_numpy(), cfg.calibration_bins)
+        self.record({"calibration/test/ece": C.ece(pred, test_pairs.target.to_numpy(), cfg.calibration_bins),
+                     "calibration/test/ece_uncalibrated": C.ece(np.clip((test_scores - val_scores.min())
+                                                                        / (np.ptp(val_scores) + 1e-9), 0, 1),
+                                                                test_pairs.target.to_numpy(), cfg.calibration_bins),
+                     "calibration/test/pairs": len(pred)})
+        self.show("calibration/reliability", plots.reliability({"calibrated on validation": table,
+                                                                "raw score, min-max scaled": raw}))
+        self.calibrate_ = table
+        return table
+
+    @stage
+    def nomatch(self) -> dict:
+        """When to answer "no good match": a statistic of how clearly the best drawing stands out
+        and its threshold, both chosen on validation for the target precision; tested on the test
+        gallery with the queries of held-out categories."""
+        self.require("calibrate")
+        cfg, d = self.cfg, self.data_
+        stats = {}
+        for split, scores in (("val", self._scores("val")[self.ranker_]), ("test", self.test_scores_[self.ranker_])):
+            g = getattr(d, split)
+            keep = g.queries.kind.isin(["new", "nomatch"]).to_numpy()
+            raw = scores[keep]
+            calibrated = self.calibrator_.predict(raw.ravel()).reshape(raw.shape)
+            stats[split] = (C.nomatch_statistics(raw, calibrated), (g.queries.kind[keep] == "nomatch").to_numpy())
+        if not stats["val"][1].any():
+            self.nomatch_ = None
+            self.show("nomatch/none", "*No query without a match in the validation gallery: the threshold cannot "
+                                      "be chosen (the embedded build holds out whole categories for that).*")
+            return {}
+        choice = C.choose_statistic(stats["val"][0], stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
+        quality = C.nomatch_quality(stats["test"][0][choice.statistic], stats["test"][1], choice.threshold,
+                                    cfg.nomatch_prevalence)
+        val_quality = C.nomatch_quality(stats["val"][0][choice.statistic], stats["val"][1], choice.threshold,
+                                        cfg.nomatch_prevalence)
+        self.nomatch_ = choice
+        self.record({"nomatch/statistic": choice.statistic, "nomatch/threshold": choice.threshold,
+                     "nomatch/prevalence": cfg.nomatch_prevalence,
+                     **{f"nomatch/val/{k}": v for k, v in val_quality.items()},
+                     **{f"nomatch/test/{k}": v for k, v in quality.items()}})
+        per_stat = {name: C.choose_nomatch(v, stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
+                    for name, v in stats["val"][0].items()}
+        self.show("nomatch/statistics", pd.DataFrame({n: {"threshold": c.threshold, "val precision": c.precision,
+                                                          "val recall": c.recall, "val ROC-AUC": C.nomatch_quality(
+                                                              stats["val"][0][n], stats["val"][1], c.threshold,
+                                                              cfg.nomatch_prevalence)["roc_auc"]}
+                                                      for n, c in per_stat.items()}).T.round(3))
+        keys = ("precision", "recall", "roc_auc")
+        self.show("nomatch/table", pd.DataFrame({"validation": {k: val_quality[k] for k in keys},
+                                                 "test": {k: quality[k] for k in keys}}).round(3))
+        self.show("nomatch/scores", plots.nomatch_figure(stats["test"][0][choice.statistic], stats["test"][1],
+                                                         choice.threshold, choice.statistic))
+        return {"choice": choice, "test": quality}
+
+    @stage
+    def demo(self) -> service.Bundle:
+        """The served search: saved for ``python -m cvtasks search``; test queries it serves well and
+        badly, a few free-text queries, and queries with nothing to find."""
+        self.require("calibrate")
+        cfg, d = self.cfg, self.data_
+        parts = self.blend_parts if self.ranker_ == "blend" else (self.ranker_,)
+        titles = _titles(d.test)
+        nomatch = getattr(self, "nomatch_", None)
+        bundle = service.Bundle(self.ranker_, {p: self.models_[p] for p in parts}, {p: 1.0 / len(parts) for p in parts},
+                                self.calibrator_, nomatch.threshold if nomatch else -np.inf,
+                                nomatch.statistic if nomatch else "best", self.features_.gallery["test"], d.test.images,
+                                [titles.get(n, n) for n in d.test.images], str(d.test.folder), cfg.text_encoder)
+        path = service.save(bundle, service.bundle_path(cfg))
+        self.tracker.log_artifact("search-ranker", "model", [path], metadata={"ranker": self.ranker_})
+        per = self.test_per_query_[self.ranker_]
+        new = d.test.of_kind("new")
+        order = per["ndcg@10"].to_numpy().argsort()
+        vectors = self.features_.queries["test"]
+        rows = np.flatnonzero(d.test.queries.kind == "new")
+        for label, picks in (("served well", order[::-1][:2]), ("served badly", order[:2])):
+            for i in picks:
+                self.show(f"demo/{findings.slug(label)}", plots.hits(
+                    d.test, bundle, vectors[[rows[i]]], f'{label}: "{new.query_text.iloc[i][:60]}"',
+                    own=new.image.iloc[i]))
+        free = F.embed_texts(cfg, list(DEMO_QUERIES))
+        for k, q in enumerate(DEMO_QUERIES):
+            self.show("demo/free_text", plots.hits(d.test, bundle, free[[k]], f'"{q}"'))
+        for i in np.flatnonzero(d.test.queries.kind == "nomatch")[:2]:
+            self.show("demo/nomatch", plots.hits(d.test, bundle, vectors[[i]],
+                                                 f'nothing to find: "{d.test.queries.query_text.iloc[i][:60]}"'))
+        self.demo_ = bundle
+        return bundle
+
+    # --- prose from the metrics --------------------------------------------------------------
+    def summary(self) -> str:
+        return findings.summary(self.metrics, self.tracker.name)
+
+    def conclusions(self):
+        from IPython.display import Markdown
+
+        return Markdown(findings.conclusions(self.metrics, self.cfg))
+
+
+def _z(scores: np.ndarray) -> np.ndarray:
+    return (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
+
+
+def _pair_scores(g: Gallery, scores: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The voted pairs of a gallery's new queries and the ranker's scores of them."""
+    new = np.flatnonzero(g.queries.kind == "new")
+    pairs = g.pairs(g.queries.iloc[new])
+    return pairs, scores[new[pairs.query_row.to_numpy()], pairs.image_row.to_numpy()]
+
+
+def _relevance(d: SearchData, split: str, pairs: pd.DataFrame) -> np.ndarray | None:
+    path = d.root / f"{split}_relevance.tsv"
+    if not path.exists():
+        return None
+    rel = pd.read_csv(path, sep="\t").set_index(["query_id", "image"]).relevance
+    return rel.reindex(list(zip(pairs.query_id, pairs.image))).to_numpy(dtype=float)
+
+
+def _titles(g: Gallery) -> dict[str, str]:
+    """Each gallery image's title: its own first query text."""
+    own = g.queries[g.queries.kind == "new"]
+    return dict(zip(own.image, own.query_text))
