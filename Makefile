@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup test test-fast reports reports-quick lab repro clean-cache
+.PHONY: setup test test-fast reports reports-quick lab repro monitor clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -32,6 +32,10 @@ lab: setup
 ## the Fashion pipeline (prepare -> train -> evaluate -> export) with DVC
 repro: setup
 	$(VENV)/bin/dvc repro
+
+## the fashion service and a Prometheus scraping it, with the alert rules (Ctrl-C stops both)
+monitor: setup
+	$(PY) -m cvtasks monitor
 
 clean-cache:
 	rm -rf data/cache

@@ -36,7 +36,7 @@ class Paths:
     wandb: Path = WANDB_DIR
 
     @classmethod
-    def under(cls, root: str | Path, *, cache: str | Path | None = None) -> "Paths":
+    def under(cls, root: str | Path, *, cache: str | Path | None = None) -> Paths:
         """Every folder below ``root``; ``cache``: keep a shared feature cache (fast tests)."""
         root = Path(root)
         return cls(root / "data", Path(cache) if cache else root / "data" / "cache", root / "models",
@@ -149,7 +149,7 @@ class TaskConfig:
             if meta.get("fraction") and not (0 < value < 1):
                 raise ConfigError(f"{where}: must lie strictly between 0 and 1")
 
-    def shrunk(self) -> "TaskConfig":
+    def shrunk(self) -> TaskConfig:
         """The same settings shrunk for quick mode."""
         return replace(self, quick=True, **self.QUICK)
 
@@ -474,7 +474,7 @@ SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.on
 SERVE_SLO = {"mean_ms": 200, "p95_ms": 300, "rps": 100, "error_rate": 0.01, "memory_mb": 2048,
              "cpu_percent_at_100rps": 70, "inference_ms": 50, "model_mb": 100, "cold_start_s": 5}
 SERVE_GOALS = {"rps": 300, "p95_ms": 100, "error_rate": 0.0, "memory_mb": 500, "cold_start_s": 3,
-               "ratio_vs_naive": 2}
+               "ratio_vs_naive": 2, "cpu_ms_per_request": 1.5}
 EXPORT_TARGETS = {"max_abs_diff": 1e-4, "top1_agreement": 0.999, "int8_drop_points": 0.5}
 
 
@@ -483,12 +483,14 @@ class ServeConfig(TaskConfig):
     """The fashion classifier's web service and its load test."""
 
     QUICK: ClassVar[dict[str, Any]] = {"bench_seconds": 3.0, "bench_rates": (50,), "bench_max_requests": 600,
-                                       "model_path": SERVE_MODEL_DIR / "quick" / "model.int8.onnx"}
+                                       "model_path": SERVE_MODEL_DIR / "quick" / "model.int8.onnx",
+                                       "soak_seconds": 20.0, "soak_window_s": 2.0, "soak_uploads": 40}
     host: str = "127.0.0.1"
     port: int = positive(8000)
     backend: str = one_of("onnx", ("onnx", "torch"))
     model_path: Path = SERVE_MODEL_DIR / "model.int8.onnx"
     threads: int = positive(1)                 # onnxruntime intra-op threads per model call
+    workers: int = positive(1)                 # server processes (uvicorn workers) on one port
     max_batch: int = positive(32)              # images per model call
     max_wait_ms: float = non_negative(2.0)     # how long a batch waits to fill
     max_upload_bytes: int = positive(10 * 1024 * 1024)
@@ -496,11 +498,21 @@ class ServeConfig(TaskConfig):
     max_image_pixels: int = positive(40_000_000)   # declared width x height; bigger is refused
     top_k: int = positive(3)
     graceful_shutdown_s: int = positive(5)
+    prometheus_port: int = positive(9090)      # python -m cvtasks monitor
     # load test (python -m cvtasks bench serve): fixed rates, then saturation
     bench_rates: tuple[int, ...] = (100, 300)
     bench_seconds: float = positive(10.0)       # each run is bounded in time ...
     bench_max_requests: int = positive(5000)   # ... and in count
     bench_concurrency: int = positive(32)      # in-flight requests at saturation
+    bench_workers: tuple[int, ...] = (1, 2)    # the service is measured at each worker count
+    # soak (python -m cvtasks bench soak): the target rate for a long time, realistic uploads
+    soak_seconds: float = positive(600.0)
+    soak_rate: float = positive(100.0)
+    soak_window_s: float = positive(10.0)      # latency percentiles, RSS and CPU per window
+    soak_uploads: int = positive(300)          # distinct generated product photos, cycled
+    upload_sizes: tuple[int, int] = (224, 1024)   # longest side of a product photo, px
+    upload_jpeg_share: float = fraction(0.7)
+    upload_bad_share: float = non_negative(0.02)  # not an image / truncated / empty: expect 4xx
 
 
 TASKS: dict[str, type[TaskConfig]] = {

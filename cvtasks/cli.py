@@ -85,30 +85,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
     quick = _quick(args)
     overrides = {k: v for k, v in {"backend": args.backend, "model_path": args.model, "host": args.host,
                                    "port": args.port, "threads": args.threads, "max_batch": args.max_batch,
-                                   "max_wait_ms": args.max_wait_ms}.items() if v is not None}
+                                   "max_wait_ms": args.max_wait_ms, "workers": args.workers}.items() if v is not None}
     settings = config.get("serve", quick=quick, **overrides)
     if not settings.model_path.exists():
         print(f"no model at {settings.model_path}: run `python -m cvtasks export"
               f"{' --quick' if quick else ''}` (or pass --model)", file=sys.stderr)
         return 2
-    serve(settings.backend, settings.model_path, settings)
+    serve(settings, overrides)
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """The service and a Prometheus scraping it (its alerts loaded) until Ctrl-C."""
+    import signal
+    import time
+
+    from cvtasks.serve import loadtest, monitor
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)   # `kill` stops both processes, like Ctrl-C
+
+    settings = config.get("serve", quick=_quick(args))
+    if not settings.model_path.exists():
+        print(f"no model at {settings.model_path}: run `python -m cvtasks export` first", file=sys.stderr)
+        return 2
+    try:
+        monitor.binary()
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 2
+    folder = config.ROOT / "runs" / "monitor"   # git-ignored: logs and Prometheus data
+    folder.mkdir(parents=True, exist_ok=True)
+    server = loadtest.start_server("onnx", settings.model_path, folder / "service.log", max_batch=settings.max_batch,
+                                   threads=settings.threads, workers=settings.workers)
+    prom = None
+    try:
+        prom = monitor.start_prometheus(server.url.removeprefix("http://"), folder, settings.prometheus_port)
+        print(f"service:    {server.url}/docs  (log {folder / 'service.log'})")
+        print(f"prometheus: {prom.url}/alerts  {prom.url}/graph  (log {prom.log})")
+        print("Ctrl-C stops both.")
+        while server.process.poll() is None and prom.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if prom is not None:
+            prom.stop()
+        loadtest.stop_server(server)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from cvtasks.io import atomic_write_text, metrics_path
-    from cvtasks.serve.loadtest import bench_serve
+    from cvtasks.serve import loadtest
 
     quick = _quick(args)
-    out = metrics_path("fashion", quick, name="bench_serve")
+    name = {"serve": "bench_serve", "soak": "soak"}[args.target]
+    out = metrics_path("fashion", quick, name=name)
+    run = loadtest.bench_serve if args.target == "serve" else loadtest.soak
     try:
-        summary = bench_serve(quick, log_dir=out.parent / "bench_logs")
+        summary = run(quick, log_dir=out.parent / "bench_logs")
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
     text = json.dumps(summary, indent=2)
     atomic_write_text(out, text + "\n")
-    print(text)
+    print(json.dumps({k: v for k, v in summary.items() if k != "windows"}, indent=2))
     print(f"wrote {out}")
     return 0
 
@@ -194,13 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="model threads")
     serve.add_argument("--max-batch", type=int, help="micro-batch size (1: no batching)")
     serve.add_argument("--max-wait-ms", type=float, help="how long a micro-batch waits to fill")
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--quick", action="store_true", help="serve the quick model")
     serve.set_defaults(func=cmd_serve)
 
-    bench = sub.add_parser("bench", help="benchmarks: `bench serve` load-tests the service on loopback")
-    bench.add_argument("target", choices=["serve"])
+    bench = sub.add_parser("bench", help="benchmarks: `bench serve` load-tests the service on loopback, "
+                                         "`bench soak` holds the target rate with product photos")
+    bench.add_argument("target", choices=["serve", "soak"])
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
     bench.set_defaults(func=cmd_bench)
+
+    mon = sub.add_parser("monitor", help="the service and a Prometheus with its alert rules, on this machine")
+    mon.add_argument("--quick", action="store_true", help="serve the quick model")
+    mon.set_defaults(func=cmd_monitor)
 
     study = sub.add_parser("study", help="the fashion classifier's hyperparameter study (Optuna; resumable)")
     study.add_argument("task", choices=["fashion"])

@@ -18,6 +18,12 @@ import numpy as np
 import config
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)``, then move the temporary file onto ``path``."""
     path = Path(path)
@@ -26,7 +32,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a file for others to read (a
+        os.replace(tmp, path)               # container's user, a web server) gets the usual mode
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

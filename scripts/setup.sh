@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up, called by `make test` and `make reports`:
-#   1. the Debian packages that carry the embedded data (where apt-get can be used),
+#   1. the Debian packages that carry the embedded data, and Prometheus (prometheus, promtool)
+#      for the service's monitoring and its alert tests (where apt-get can be used),
 #   2. the virtual environment ($VENV, default .venv) with requirements.txt and the project
 #      itself (editable: any Jupyter kernel of the environment imports cvtasks and config),
 #   3. the project's Jupyter kernel "cvtasks", registered inside the environment.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBS="dataset-fashion-mnist openclipart-svg openclipart-png libcairo2"
+DEBS="dataset-fashion-mnist openclipart-svg openclipart-png libcairo2 prometheus"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -28,3 +28,24 @@ def garment(size=28):
     a = np.zeros((size, size), np.uint8)
     a[size // 5: -size // 5, size // 4: -size // 4] = 200
     return a
+
+
+def exported_tiny_model(folder):
+    """The untrained tiny CNN exported to INT8 ONNX as the service loads it (for service
+    plumbing tests, where what it predicts does not matter)."""
+    from cvtasks.serve.export import export_onnx, quantize_int8
+
+    rng = np.random.default_rng(0)
+    meta = {"classes": CLASSES, "mean": 0.29, "std": 0.35, "training_key": "tiny"}
+    fp32 = export_onnx(tiny_net(), meta, folder / "model.onnx")
+    return quantize_int8(fp32, folder / "model.int8.onnx", rng.random((64, 28, 28), dtype=np.float32))
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL query of the Grafana dashboard."""
+    import json
+
+    import config
+
+    dash = json.loads((config.ROOT / "docker" / "grafana" / "dashboards" / "classifier.json").read_text())
+    return [t["expr"] for panel in dash["panels"] for t in panel["targets"]]

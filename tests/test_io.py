@@ -28,7 +28,7 @@ def test_quick_metrics_never_overwrite_the_full_run(reports):
 
 
 @pytest.mark.parametrize("bad", [{"test": {"acc": 1}}, {"test/acc": float("nan")}, {"": 1.0},
-                                 {"test/acc": "high"}, {"ok": True}])
+                                 {"test/acc": "x" * 65}, {"ok": True}])
 def test_bad_metrics_are_refused(reports, bad):
     with pytest.raises(ValueError):
         io.write_metrics("demo", bad)
@@ -47,3 +47,23 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         io.atomic_write(target, broken)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    """Not mkstemp's 0600: a model file copied into a container must be readable by its user."""
+    import os
+    import stat
+
+    from cvtasks.io import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "model.txt", "x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_short_labels_are_kept_as_metrics(reports):
+    io.write_metrics("demo", {"al/chosen": "margin", "test/acc": 0.9})
+    assert io.read_metrics("demo")["al/chosen"] == "margin"

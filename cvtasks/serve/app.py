@@ -4,11 +4,19 @@ Bad input always gets a JSON 4xx ``{"error": code, "detail": message}``: the bod
 enforced by an ASGI middleware before the body is read (413), images are checked by
 cvtasks.serve.imaging, and FastAPI's validation errors are reshaped to the same form. One JSON
 log line per request (id, route, status, latency; never the image bytes).
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, cvtasks.serve.server), every
+metric is kept in that folder by prometheus-client's multiprocess mode and /metrics adds the
+workers up, whichever of them answers the scrape: counters and histograms summed, the in-flight
+gauge summed over live workers, readiness the minimum over them. Each worker also publishes its
+own memory and CPU time (summed: the service's), for the resource alerts.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -19,8 +27,14 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info,
-                               generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,27 +56,80 @@ class Classifier(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+    """The service's Prometheus metrics, in a registry of its own (one per app); in
+    multiprocess mode the values live in ``PROMETHEUS_MULTIPROC_DIR`` and /metrics aggregates
+    every worker's."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("http_requests_total", "HTTP requests by route and status",
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("http_request_duration_seconds", "Request latency", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=r)
-        self.in_flight = Gauge("http_requests_in_flight", "Requests being served", registry=r)
+        self.in_flight = Gauge("http_requests_in_flight", "Requests being served", registry=r,
+                               multiprocess_mode="livesum")
         self.inference = Histogram("model_inference_seconds", "Model call time per batch",
                                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25), registry=r)
         self.batch_size = Histogram("model_batch_size", "Images per model call",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
-        self.model = Info("model", "The model being served", registry=r)
-        self.ready = Gauge("model_ready", "1 once the model is loaded and warmed up", registry=r)
+        self.model = Gauge("model_info", "The model being served (1, with its name and version)",
+                           ["name", "version"], registry=r, multiprocess_mode="max")
+        self.ready = Gauge("model_ready", "1 once the model is loaded and warmed up (every worker)", registry=r,
+                           multiprocess_mode="livemin")
+        self.workers_ready = Gauge("service_workers_ready", "Worker processes that are ready", registry=r,
+                                   multiprocess_mode="livesum")
+        self.memory = Gauge("service_memory_bytes", "Resident memory of the service's processes", registry=r,
+                            multiprocess_mode="livesum")
+        self.cpu = Gauge("service_cpu_seconds_total", "CPU seconds the service's processes have used", registry=r,
+                         multiprocess_mode="livesum")
+        self.cores = Gauge("service_cpu_cores", "CPU cores the service may use", registry=r, multiprocess_mode="max")
+        self.cores.set(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
     def on_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.inference.observe(seconds)
+
+    def sample_resources(self) -> None:
+        """This process's memory and CPU time, now."""
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu.set(usage.ru_utime + usage.ru_stime)
+        try:
+            with open("/proc/self/statm") as fh:
+                self.memory.set(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+        except OSError:   # not Linux: the peak instead of the current size
+            self.memory.set(usage.ru_maxrss * 1024)
+
+    async def sample_forever(self, every_s: float = 1.0) -> None:
+        """Keeps memory and CPU current in an idle worker too (the resource alerts read them)."""
+        while True:
+            self.sample_resources()
+            await asyncio.sleep(every_s)
+
+    def close(self) -> None:
+        """In multiprocess mode: drop this worker's live gauges (its memory, CPU, readiness)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+    def exposition(self) -> bytes:
+        """The text /metrics returns: this registry's, or every worker's in multiprocess mode."""
+        self.sample_resources()
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
 
 
 def _error(status: int, code: str, detail: Any) -> JSONResponse:
@@ -140,14 +207,19 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
         batcher = MicroBatcher(clf.predict, settings.max_batch, settings.max_wait_ms, metrics.on_batch)
         await batcher.start()
         holder.update(clf=clf, batcher=batcher)
-        metrics.model.info({"name": clf.name, "version": clf.version, "classes": ",".join(clf.classes)})
+        metrics.model.labels(clf.name, clf.version).set(1)
         metrics.ready.set(1)
+        metrics.workers_ready.set(1)
+        sampler = asyncio.create_task(metrics.sample_forever())
         log.info(json.dumps({"event": "ready", "model": clf.name, "version": clf.version}))
         try:
             yield
         finally:
             metrics.ready.set(0)
+            metrics.workers_ready.set(0)
+            sampler.cancel()
             await batcher.stop()
+            metrics.close()
             log.info(json.dumps({"event": "stopped"}))
 
     app = FastAPI(title="Fashion product classifier",
@@ -223,6 +295,6 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
