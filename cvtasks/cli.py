@@ -56,7 +56,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cvtasks.fashion.data import load_data, prepare_data
+    from cvtasks.fashion.data import prepare_data
     from cvtasks.fashion.training import model_path
     from cvtasks.io import atomic_write_text, write_metrics
     from cvtasks.serve.export import export_fashion
@@ -68,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"no trained model at {checkpoint}: run `python -m cvtasks run fashion"
               f"{' --quick' if quick else ''}` first", file=sys.stderr)
         return 2
-    data = load_data(args.data) if args.data else prepare_data(fashion_cfg)
+    data = prepare_data(fashion_cfg)
     out_dir = args.out_dir or serve_cfg.model_path.parent
     metrics = export_fashion(checkpoint, data, out_dir)
     text = json.dumps(metrics, indent=2, sort_keys=True)
@@ -92,6 +92,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"{' --quick' if quick else ''}` (or pass --model)", file=sys.stderr)
         return 2
     serve(settings, overrides)
+    return 0
+
+
+def cmd_readme(args: argparse.Namespace) -> int:
+    from cvtasks import readme
+
+    changed = readme.rewrite()
+    print("README.md: measured block " + ("rewritten from reports/" if changed else "already matches reports/"))
     return 0
 
 
@@ -224,7 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export the trained fashion model to ONNX FP32 + INT8, with checks")
     export.add_argument("--quick", action="store_true", help="the quick model (models/fashion/quick/)")
     export.add_argument("--checkpoint", type=Path, help="trained model (default: the config's)")
-    export.add_argument("--data", type=Path, help="prepared splits .npz (default: read the IDX files)")
     export.add_argument("--out-dir", type=Path, help="where model.onnx and model.int8.onnx go")
     export.add_argument("--metrics", type=Path, help="export.json (default: reports/fashion/)")
     export.set_defaults(func=cmd_export)
@@ -246,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("target", choices=["serve", "soak"])
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
     bench.set_defaults(func=cmd_bench)
+
+    rd = sub.add_parser("readme", help="rewrite README's measured block from reports/ (metrics and bench files)")
+    rd.set_defaults(func=cmd_readme)
 
     mon = sub.add_parser("monitor", help="the service and a Prometheus with its alert rules, on this machine")
     mon.add_argument("--quick", action="store_true", help="serve the quick model")

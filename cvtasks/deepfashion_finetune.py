@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 import config
 from cvtasks.data.deepfashion import DeepFashionDataset
 from cvtasks.models import ImageEncoder, OfflineError, create_image_encoder
-from cvtasks.train import History, accuracy, fit
+from cvtasks.train import FitOptions, History, accuracy, fit
 
 ONLINE_ENCODER = "resnet18"
 
@@ -75,9 +75,9 @@ def finetune(dataset: DeepFashionDataset, *, encoder: str | ImageEncoder = "auto
     val = DataLoader(Subset(data, val_idx), batch_size=batch_size)
     model = EncoderClassifier(enc, len(dataset.classes), train_last=train_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    history = fit(model, train, val, epochs=epochs, optimizer=torch.optim.AdamW(params, lr=lr),
-                  loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy}, monitor="val/acc",
-                  mode="max", device=device, seed=seed, progress=progress)
+    history = fit(model, train, val, optimizer=torch.optim.AdamW(params, lr=lr),
+                  loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy}, device=device,
+                  options=FitOptions(epochs=epochs, monitor="val/acc", mode="max", seed=seed, progress=progress))
     return model, history
 
 

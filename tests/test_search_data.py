@@ -18,7 +18,8 @@ def test_loader_reads_the_course_layout(tmp_path):
     assert [first.expert_1, first.expert_2, first.expert_3] == [4, 4, 3]
     assert first.share == 1.0 and first.n_yes == 3 and first.n_no == 0
     assert np.isnan(data.pairs.iloc[3].share)   # no crowd votes for that pair
-    assert data.test_queries.columns.tolist() == ["query_id", "query_text", "image"]
+    assert data.test_queries.columns.tolist() == ["query_id", "query_text", "image", "kind"]
+    assert (data.test_queries.kind == "new").all()   # a course folder has no kind column: new queries
     assert data.test_queries.image.tolist() == ["t0.png", "t1.jpg"]
     assert data.train_images == ["img0.jpg", "img1.jpg", "img2.jpg"]
     assert data.test_images == ["t0.png", "t1.jpg"]
@@ -53,8 +54,9 @@ def test_transparent_pixels_become_white(tmp_path):
 # --- the builder ------------------------------------------------------------------------
 def settings(tmp_path, **kw):
     svg_dir, png_dir = write_library(tmp_path / "lib")
-    base = dict(n_images=20, test_image_fraction=0.25, same_subject_pairs=2, random_pairs=2,
-                expert_noise=0.35, seed=3, svg_dir=str(svg_dir), png_dir=str(png_dir))
+    base = dict(n_images=20, test_image_fraction=0.25, val_image_fraction=0.2, nomatch_categories=0,
+                seen_queries=0, same_subject_pairs=2, random_pairs=2, expert_noise=0.35, seed=3,
+                svg_dir=str(svg_dir), png_dir=str(png_dir))
     return openclipart.BuildSettings(**{**base, **kw})
 
 
@@ -91,8 +93,9 @@ def test_builder_writes_a_readable_deterministic_layout(tmp_path):
                  "test_annotations.tsv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     data = course_search.load(a)
-    assert len(data.train_images) == 15 and len(data.test_images) == 5
-    assert not set(data.train_images) & set(data.test_images)
+    galleries = [set(data.train_images), set(data.val_images), set(data.test_images)]
+    assert sum(map(len, galleries)) == 20 and all(galleries)
+    assert not (galleries[0] & galleries[1] or galleries[0] & galleries[2] or galleries[1] & galleries[2])
     votes = data.pairs[["expert_1", "expert_2", "expert_3"]].to_numpy()
     assert votes.min() >= 1 and votes.max() <= 4
     assert ((data.pairs.n_yes + data.pairs.n_no).between(3, 7)).all()
@@ -121,7 +124,7 @@ def test_builder_takes_every_usable_drawing_by_default(tmp_path):
     out = openclipart.build(tmp_path / "all", s)
     usable = openclipart.scan_library(openclipart.Path(s.svg_dir), openclipart.Path(s.png_dir))
     data = course_search.load(out)
-    assert len(data.train_images) + len(data.test_images) == len(usable) == 24
+    assert len(data.train_images) + len(data.val_images) + len(data.test_images) == len(usable) == 24
     assert config.get("search", quick=False).n_images is None
 
 

@@ -107,8 +107,11 @@ def test_health_docs_and_metrics(client):
     assert ok and ok[0].value >= 1
     buckets = {s.labels["le"] for s in families["http_request_duration_seconds"].samples if "le" in s.labels}
     assert {"0.05", "0.1", "0.2", "0.3"} <= buckets
-    info = families["model_info"].samples[0]
-    assert info.labels["classes"].split(",") == CLASSES
+    (info,) = families["model_info"].samples          # a gauge of 1 labelled with the served model
+    assert info.value == 1 and info.labels["version"] == client.get("/health/ready").json()["version"]
+    assert {"service_memory_bytes", "service_cpu_seconds_total", "service_cpu_cores", "service_workers_ready"} <= set(
+        families)
+    assert families["service_memory_bytes"].samples[0].value > 10 * 2**20   # a live process's resident memory
 
 
 # --- bad input: a clear JSON 4xx, never a 5xx, and the server keeps serving ----------------

@@ -9,10 +9,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from torch.utils.data import DataLoader, TensorDataset
 
 import config
-from cvtasks.fashion import prepare_data
+from cvtasks.fashion.data import prepare_data
 from cvtasks.serve.export import export_onnx, onnx_probs, parity, quantize_int8, torch_probs
 from cvtasks.serve.loadtest import start_server, stop_server
-from cvtasks.train import fit
+from cvtasks.train import FitOptions, fit
 from tests.serve_fixtures import encode, garment, tiny_net
 
 
@@ -24,8 +24,8 @@ def trained(tmp_path_factory):
     x = torch.from_numpy((data.x_train.astype(np.float32) / 255 - mean) / std)[:, None]
     model = tiny_net()
     fit(model, DataLoader(TensorDataset(x, torch.from_numpy(data.y_train)), batch_size=64, shuffle=True),
-        epochs=2, optimizer=torch.optim.Adam(model.parameters(), 2e-3), loss_fn=torch.nn.functional.cross_entropy,
-        seed=0, progress=False, device="cpu")
+        optimizer=torch.optim.Adam(model.parameters(), 2e-3), loss_fn=torch.nn.functional.cross_entropy,
+        options=FitOptions(epochs=2, seed=0), device="cpu")
     meta = {"classes": list(data.classes), "mean": mean, "std": std, "training_key": "test"}
     folder = tmp_path_factory.mktemp("export")
     fp32 = export_onnx(model, meta, folder / "model.onnx")

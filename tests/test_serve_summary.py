@@ -5,13 +5,23 @@ from cvtasks.serve import summary
 def _bench(p95_at_300, errors=0.0, rss=120.0):
     run = lambda rate, rps, p95, err=0.0: {"offered_rps": rate, "rps": rps, "mean_ms": 10, "p50_ms": 8,  # noqa: E731
                                            "p95_ms": p95, "p99_ms": p95 + 5, "error_rate": err,
-                                           "server_cpu_percent": 40}
-    server = lambda runs: {"runs": runs, "peak_rss_mb": rss, "cold_start_s": 1.0}  # noqa: E731
-    return {"service": server([run(100, 100, 15), run(300, 299, p95_at_300, errors), run(None, 480, 90)]),
+                                           "server_cpu_percent": 40, "cpu_ms_per_request": 1.2}
+    server = lambda runs, workers=1: {"runs": runs, "peak_rss_mb": rss, "cold_start_s": 1.0,  # noqa: E731
+                                      "workers": workers}
+    one = server([run(100, 100, 15), run(300, 299, p95_at_300, errors), run(None, 480, 90)])
+    two = server([run(100, 100, 12), run(300, 300, 20), run(None, 700, 60)], workers=2)
+    return {"service": one, "service_by_workers": [one, two], "cpu_count": 2,
             "onnx_without_batching": server([run(None, 250, 150)]),
             "naive_baseline": server([run(None, 170, 220)]),
-            "throughput_ratio_vs_naive": 480 / 170, "micro_batching_gain": 480 / 250,
+            "throughput_ratio_vs_naive": 480 / 170, "micro_batching_gain": 480 / 250, "model_mb": {"int8": 0.5},
             "inference_ms": {"onnx_int8": {"batch1_ms": 0.2, "batch32_ms_per_image": 0.1}}}
+
+
+def _soak(p95=40.0, errors=0, slope=1.0):
+    windows = [{"t_s": 10.0 * i, "requests": 1000, "errors": 0, "p50_ms": 10, "p95_ms": p95, "p99_ms": p95 * 2,
+                "rss_mb": 150.0, "cpu_percent": 60.0} for i in range(60)]
+    return {"duration_s": 600.0, "load": {"rate": 100.0}, "p95_ms": p95, "errors": errors,
+            "rss_slope_mb_per_h": slope, "cpu_percent_of_cores": 30.0, "windows": windows}
 
 
 def test_slo_table_marks_each_goal():
@@ -22,9 +32,31 @@ def test_slo_table_marks_each_goal():
     assert missed == {"p95 latency at 300 req/s (ms)", "error rate, all runs", "server peak RSS (MB)"}
 
 
-def test_load_table_lists_every_run():
+def test_soak_rows_judge_latency_errors_and_growth():
+    good = summary.slo_table(_bench(80), _soak())
+    assert (good["met"] == "yes").all()
+    bad = summary.slo_table(_bench(80), _soak(p95=400, errors=3, slope=300))
+    assert set(bad.index[bad["met"] == "NO"]) == {"soak: 10 min at 100 req/s, p95 (ms)",
+                                                   "soak: errors (5xx, timeouts, a good image refused)",
+                                                   "soak: memory growth after warm-up (MB per hour)"}
+    assert summary.soak_figure(_soak()).axes[0].get_ylabel() == "latency (ms)"
+
+
+def test_a_bench_of_another_model_is_flagged(tmp_path):
+    model = tmp_path / "model.int8.onnx"
+    model.write_bytes(b"model a")
+    from cvtasks.tracking import file_sha256
+
+    assert summary.stale({"model_sha256": file_sha256(model)}, model) is None
+    assert "another model" in summary.stale({"model_sha256": "0" * 64}, model)
+    assert "no model stamp" in summary.stale({}, model)
+
+
+def test_load_table_lists_every_run_of_every_worker_count():
     table = summary.load_table(_bench(80))
-    assert len(table) == 5 and table.loc[("ONNX INT8 + micro-batching", "300 req/s"), "p95_ms"] == 80
+    assert len(table) == 8
+    assert table.loc[("ONNX INT8 + micro-batching, 1 worker", "300 req/s"), "p95_ms"] == 80
+    assert table.loc[("ONNX INT8 + micro-batching, 2 workers", "saturation"), "rps"] == 700
 
 
 def test_export_table():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,6 @@ from sklearn.model_selection import train_test_split
 
 import config
 from cvtasks.data.fashion_mnist import CLASSES, load_fashion_mnist
-from cvtasks.io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -62,22 +60,6 @@ def prepare_data(cfg: config.FashionConfig) -> FashionData:
                        raw.train_images[np.sort(idx_val)], raw.train_labels[np.sort(idx_val)],
                        raw.test_images, raw.test_labels)
     return data.subset(cfg.train_size, cfg.val_size, cfg.seed)
-
-
-def save_data(data: FashionData, path: str | Path) -> Path:
-    arrays = {k: getattr(data, k) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, classes=np.array(data.classes), **arrays)
-
-    return atomic_write(path, write)
-
-
-def load_data(path: str | Path) -> FashionData:
-    with np.load(path, allow_pickle=False) as f:
-        return FashionData(*(f[k] for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")),
-                           classes=tuple(str(c) for c in f["classes"]))
 
 
 def cross_split_duplicates(data: FashionData) -> dict[str, int]:

@@ -25,7 +25,7 @@ class FashionTask(Task):
     """Product category classification on Fashion-MNIST, and the model the service serves."""
 
     name = "fashion"
-    stages = ("data", "architectures", "study", "train", "evaluate", "export")
+    stages = ("data", "architectures", "study", "train", "evaluate", "export", "service")
 
     @stage
     def data(self) -> FashionData:
@@ -90,7 +90,7 @@ class FashionTask(Task):
     @stage
     def train(self) -> dict:
         """The final recipe (config.py) trained on the 55k training images, or its checkpoint
-        reused when the recipe is unchanged; time to accuracy against the earlier recipe."""
+        reused when the recipe is unchanged; validation accuracy against training seconds."""
         self.require("data")
         cfg = self.cfg
         self.model_, self.meta_ = train_final(cfg, self.data_, model_path(cfg), device=self.device)
@@ -98,11 +98,7 @@ class FashionTask(Task):
         self.record({"train/seconds": float(meta["train_seconds"]), "train/epochs": len(meta["history"]),
                      "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"])})
         self.tracker.log_history("final", meta["history"])
-        curves = {"final recipe": pd.DataFrame(meta["history"])}
-        earlier = cfg.paths.reports / "fashion" / "earlier_recipe_history.json"
-        if earlier.exists():
-            curves["earlier recipe (width 32, 16 epochs)"] = pd.DataFrame(json.loads(earlier.read_text()))
-        self.show("train/time_to_accuracy", plots.time_to_accuracy(curves))
+        self.show("train/time_to_accuracy", plots.time_to_accuracy({"final recipe": pd.DataFrame(meta["history"])}))
         self.show("train/recipe", pd.Series(recipe(cfg)).astype(str).to_frame("final recipe"))
         self.tracker.log_artifact("fashion-model", "model", [model_path(cfg)], metadata=recipe(cfg))
         return meta
@@ -179,6 +175,38 @@ class FashionTask(Task):
             "int8_drop_points": metrics["export/int8_accuracy_drop_points"]})
         self.export_ = metrics
         return metrics
+
+    @stage
+    def service(self) -> dict | None:
+        """The service's load test and soak, read from their stamped files (``python -m cvtasks
+        bench serve`` and ``bench soak``: minutes each, on an otherwise idle machine, so not run
+        here), checked against the model this run exported."""
+        self.require("export")
+        from cvtasks.io import metrics_path
+        from cvtasks.serve.summary import inference_table, load_table, slo_table, soak_figure, stale
+
+        cfg = self.cfg
+        model = cfg.paths.models / "fashion" / ("quick" if cfg.quick else "") / "model.int8.onnx"
+        files = {name: metrics_path("fashion", cfg.quick, name=name, reports_dir=cfg.paths.reports)
+                 for name in ("bench_serve", "soak")}
+        found = {name: json.loads(path.read_text()) for name, path in files.items() if path.exists()}
+        flag = " --quick" if cfg.quick else ""
+        notes = [f"- `{files[name].name}` is missing: run `python -m cvtasks bench {cmd}{flag}`."
+                 for name, cmd in (("bench_serve", "serve"), ("soak", "soak")) if name not in found]
+        for name, bench in found.items():
+            why = stale(bench, model)
+            stamp = f"commit {bench.get('git_commit')}, {bench.get('date_utc')}, {bench.get('cpu_count')} CPUs"
+            notes.append(f"- `{files[name].name}` ({stamp}): " + (f"**stale**: {why}; re-run it." if why
+                         else f"measured this run's model ({model.name}, sha256 {bench['model_sha256'][:12]}...)."))
+        self.show("service/provenance", "\n".join(notes))
+        if "bench_serve" in found:
+            self.show("service/targets", slo_table(found["bench_serve"], found.get("soak")))
+            self.show("service/load", load_table(found["bench_serve"]))
+            self.show("service/inference", inference_table(found["bench_serve"]))
+        if "soak" in found:
+            self.show("service/soak", soak_figure(found["soak"]))
+        self.service_ = found
+        return found or None
 
     # --- prose from the metrics --------------------------------------------------------------
     def summary(self) -> str:
