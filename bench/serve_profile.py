@@ -12,7 +12,6 @@ ptrace rights (root, or kernel.yama.ptrace_scope = 0).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import re
 import subprocess

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from sklearn.model_selection import train_test_split
 
 import config
 from cvtasks.data.deepfashion import DeepFashionDataset

@@ -23,6 +23,7 @@ from cvtasks.serve.export import export_onnx
 from cvtasks.serve.imaging import decode
 from tests.serve_fixtures import CLASSES, encode, garment, tiny_net
 
+
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.onnx"

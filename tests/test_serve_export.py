@@ -10,7 +10,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import config
 from cvtasks.fashion.data import prepare_data
-from cvtasks.serve.export import export_onnx, onnx_probs, parity, quantize_int8, torch_probs
+from cvtasks.serve.export import (
+    export_onnx,
+    onnx_probs,
+    parity,
+    quantize_int8,
+    torch_probs,
+)
 from cvtasks.serve.loadtest import start_server, stop_server
 from cvtasks.train import FitOptions, fit
 from tests.serve_fixtures import encode, garment, tiny_net

@@ -6,8 +6,13 @@ import torch
 import config
 from cvtasks.data.wells import SHIFT_LIGHTING, WellImages, WellSettings, generate_wells
 from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
-from cvtasks.spill import SpillTask
-from cvtasks.spill import anomalib_baselines, evaluation, experiments, training
+from cvtasks.spill import (
+    SpillTask,
+    anomalib_baselines,
+    evaluation,
+    experiments,
+    training,
+)
 from cvtasks.spill import data as D
 from cvtasks.spill import scores as S
 from cvtasks.spill import thresholds as T

@@ -4,8 +4,8 @@ import pytest
 from PIL import Image
 
 import config
-from cvtasks.spill import data as spill
 from cvtasks.data.wells import LIGHTING, WellSettings, generate_wells
+from cvtasks.spill import data as spill
 
 
 @pytest.fixture(scope="module")

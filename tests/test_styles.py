@@ -9,7 +9,14 @@ from scipy import stats
 
 import config
 from cvtasks.data import styles as D
-from cvtasks.models.bayesnet import BayesNet, decode, encode, kl_divergence, load_json, save_json
+from cvtasks.models.bayesnet import (
+    BayesNet,
+    decode,
+    encode,
+    kl_divergence,
+    load_json,
+    save_json,
+)
 from cvtasks.styles import StylesTask
 from cvtasks.styles import estimation as S
 from cvtasks.styles import experiments as X

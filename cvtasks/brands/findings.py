@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from cvtasks.prose import ci
+
 NAMES = {"frozen": "frozen backbone + our head", "finetuned": "last block fine-tuned", "small_cnn": "small CNN",
          "baseline": "colour histogram + LR"}
 
@@ -24,22 +26,14 @@ def comparison(m: Mapping[str, float], models: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).T.round(3)
 
 
-def _ci(m: Mapping[str, Any], key: str) -> str:
-    if key not in m:
-        return "n/a"
-    if f"{key}_ci_low" in m:
-        return f"{m[key]:.3f} [{m[key + '_ci_low']:.3f}, {m[key + '_ci_high']:.3f}]"
-    return f"{m[key]:.3f}"
-
-
 def summary(m: Mapping[str, Any], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; {int(m.get('data/n_images', 0))} generated photos of "
              f"{int(m.get('data/n_models', 0))} product models, {int(m.get('test/n_models', 0))} of them in test; "
              "means over training seeds [95 % interval over product models and seeds])", ""]
     if "test/macro_f1" in m:
         chosen = "fine-tuned" if m.get("transfer/finetuned_selected") else "frozen"
-        lines.append(f"- Transfer model (chosen on validation: {chosen}), test macro-F1 {_ci(m, 'test/macro_f1')}; "
-                     f"small CNN {_ci(m, 'small_cnn/test/macro_f1')}; colour baseline {_ci(m, 'baseline/test/macro_f1')}.")
+        lines.append(f"- Transfer model (chosen on validation: {chosen}), test macro-F1 {ci(m, 'test/macro_f1')}; "
+                     f"small CNN {ci(m, 'small_cnn/test/macro_f1')}; colour baseline {ci(m, 'baseline/test/macro_f1')}.")
     if "al/labels_to_95pct_median" in m:
         random = m.get("al/random/labels_to_95pct_median")
         random = f"{random:.0f}" if random is not None else (
@@ -62,7 +56,7 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
         chosen = "fine-tuned" if m.get("transfer/finetuned_selected") else "frozen"
         ok = m["test/macro_f1"] >= 0.90 and m["test/macro_f1_ci_low"] >= 0.80
         out.append(f"- **Transfer learning** (the {chosen} model, chosen on validation): test macro-F1 "
-                   f"{_ci(m, 'test/macro_f1')} on {int(m['test/n_models'])} product models no training photo shows "
+                   f"{ci(m, 'test/macro_f1')} on {int(m['test/n_models'])} product models no training photo shows "
                    f"(target >= 0.90 with the interval above 0.80: {'met' if ok else 'missed'}).")
     if "finetuned_minus_frozen/test/macro_f1" in m:
         d = m["finetuned_minus_frozen/test/macro_f1"]
@@ -72,9 +66,9 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
         out.append(f"- **Fine-tuned against frozen**, paired on the same resampled models: {d:+.3f} "
                    f"[{lo:+.3f}, {hi:+.3f}]: {verdict}.")
     if "small_cnn/test/macro_f1" in m:
-        out.append(f"- **The small CNN from scratch** reaches {_ci(m, 'small_cnn/test/macro_f1')}: it has to learn "
+        out.append(f"- **The small CNN from scratch** reaches {ci(m, 'small_cnn/test/macro_f1')}: it has to learn "
                    "from the training photos alone what the pretrained backbone brings from ImageNet. **Colour alone** "
-                   f"gives {_ci(m, 'baseline/test/macro_f1')} (validation {m.get('baseline/val/macro_f1', float('nan')):.3f}, "
+                   f"gives {ci(m, 'baseline/test/macro_f1')} (validation {m.get('baseline/val/macro_f1', float('nan')):.3f}, "
                    f"train {m.get('baseline/train/macro_f1', float('nan')):.3f}): finishes and backgrounds are shared "
                    "across brands, so the task is not a colour task.")
     if "imbalance/weighted_macro_f1" in m:
@@ -84,7 +78,7 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
                    "without.")
     if "embed/silhouette_after" in m:
         out.append(f"- **Embeddings**: the brands' silhouette in the head's penultimate layer rises from "
-                   f"{_ci(m, 'embed/silhouette_before')} before training to {_ci(m, 'embed/silhouette_after')} after.")
+                   f"{ci(m, 'embed/silhouette_before')} before training to {ci(m, 'embed/silhouette_after')} after.")
     if "al/labels_to_95pct_median" in m:
         rows = ", ".join(f"{s} {m[f'al/{s}/labels_to_95pct_median']:.0f}" if f"al/{s}/labels_to_95pct_median" in m
                          else f"{s} not reached in most sessions ({int(m.get(f'al/{s}/reached', 0))} of "

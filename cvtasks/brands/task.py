@@ -14,7 +14,14 @@ from cvtasks.brands import findings, plots
 from cvtasks.brands import labelling as L
 from cvtasks.brands.data import BrandData, downscale, load_data
 from cvtasks.brands.features import backbone_features
-from cvtasks.brands.training import Trained, cnn_inputs, finetune, probabilities, train_head, train_small_cnn
+from cvtasks.brands.training import (
+    Trained,
+    cnn_inputs,
+    finetune,
+    probabilities,
+    train_head,
+    train_small_cnn,
+)
 from cvtasks.io import save_npz
 from cvtasks.metrics import classification_metrics
 from cvtasks.models.brands_nets import BrandHead

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cvtasks.models.bayesnet import BayesNet, Schema, encode
 from cvtasks.cache import cached_arrays
+from cvtasks.models.bayesnet import BayesNet, Schema, encode
 
 NONE = "none"   # the hair colour of a bald head or a hat; the shirt colour under a blazer
 RENDER_SIZE = 280   # py-avataaars' native size: rendered there, then downscaled

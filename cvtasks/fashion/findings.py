@@ -1,17 +1,16 @@
 """The tables and prose of the fashion report, built from a run's metrics (no number typed)."""
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 import config
+from cvtasks.prose import ci
 
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
+ci4 = functools.partial(ci, fmt=".4f")   # accuracy-sized figures: four decimals
 
 
 def targets_table(m: Mapping[str, Any], targets: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -31,20 +30,12 @@ def train_test_table(m: Mapping[str, Any]) -> pd.DataFrame:
                         index=pd.Index(names, name="metric")).round(4)
 
 
-def _ci(m: Mapping[str, Any], key: str, fmt: str = ".4f") -> str:
-    if key not in m:
-        return "n/a"
-    if f"{key}_ci_low" in m:
-        return f"{m[key]:{fmt}} [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]"
-    return f"{m[key]:{fmt}}"
-
-
 def summary(m: Mapping[str, Any], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; Fashion-MNIST, {int(m.get('data/test', 0))} test images; "
              "[95 % interval over test images])", ""]
     if "test/accuracy" in m:
-        lines.append(f"- Test accuracy {_ci(m, 'test/accuracy')}, top-3 {_ci(m, 'test/top3')}, macro-F1 "
-                     f"{_ci(m, 'test/macro_f1')}; worst category precision {m['test/min_class_precision']:.3f}, "
+        lines.append(f"- Test accuracy {ci4(m, 'test/accuracy')}, top-3 {ci4(m, 'test/top3')}, macro-F1 "
+                     f"{ci4(m, 'test/macro_f1')}; worst category precision {m['test/min_class_precision']:.3f}, "
                      f"recall {m['test/min_class_recall']:.3f} (Shirt: {m.get('test/shirt/precision', float('nan')):.3f} / "
                      f"{m.get('test/shirt/recall', float('nan')):.3f}).")
     if "study/n_trials" in m:
@@ -62,8 +53,8 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
         t = config.FASHION_TARGETS
         met = {k: m[k] >= v for k, v in t.items()}
         missed = [k for k, ok in met.items() if not ok]
-        out.append(f"- **Targets**: accuracy {_ci(m, 'test/accuracy')} (target {t['test/accuracy']}), top-3 "
-                   f"{_ci(m, 'test/top3')} ({t['test/top3']}), macro-F1 {_ci(m, 'test/macro_f1')} ({t['test/macro_f1']}), "
+        out.append(f"- **Targets**: accuracy {ci4(m, 'test/accuracy')} (target {t['test/accuracy']}), top-3 "
+                   f"{ci4(m, 'test/top3')} ({t['test/top3']}), macro-F1 {ci4(m, 'test/macro_f1')} ({t['test/macro_f1']}), "
                    f"worst category precision {m['test/min_class_precision']:.4f} and recall {m['test/min_class_recall']:.4f} "
                    f"({t['test/min_class_precision']}). " + ("All met." if not missed else
                    "Missed: " + ", ".join(f"{k} by {t[k] - m[k]:.4f}" for k in missed) + "."))

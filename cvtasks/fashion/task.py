@@ -14,8 +14,15 @@ from cvtasks.fashion import evaluation as E
 from cvtasks.fashion import findings, plots
 from cvtasks.fashion import study as S
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
-from cvtasks.fashion.training import model_path, predict_proba, recipe, train_final, train_model
+from cvtasks.fashion.training import (
+    model_path,
+    predict_proba,
+    recipe,
+    train_final,
+    train_model,
+)
 from cvtasks.models.fashion_nets import count_parameters
+from cvtasks.prose import slug
 from cvtasks.task import Task, stage
 
 FAMILY_WIDTH = {"baseline": 32, "resnet": 32, "mobilenet": 16}
@@ -122,10 +129,10 @@ class FashionTask(Task):
         self.record(E.split_metrics(small.y_train, train_probs, "train"))
         table = E.per_class_intervals(d.y_test, pred, d.classes, count=cfg.resamples, seed=cfg.seed)
         for cls, row in table.iterrows():
-            slug = findings.slug(cls)
-            self.record({f"test/{slug}/precision": row.precision, f"test/{slug}/recall": row.recall,
-                         f"test/{slug}/precision_ci_low": row.precision_low,
-                         f"test/{slug}/recall_ci_low": row.recall_low})
+            key = slug(cls)
+            self.record({f"test/{key}/precision": row.precision, f"test/{key}/recall": row.recall,
+                         f"test/{key}/precision_ci_low": row.precision_low,
+                         f"test/{key}/recall_ci_low": row.recall_low})
         self.show("evaluate/targets", findings.targets_table(self.metrics))
         self.show("evaluate/train_test", findings.train_test_table(self.metrics))
         self.show("evaluate/per_class", plots.per_class(table))
@@ -183,7 +190,13 @@ class FashionTask(Task):
         here), checked against the model this run exported."""
         self.require("export")
         from cvtasks.io import metrics_path
-        from cvtasks.serve.summary import inference_table, load_table, slo_table, soak_figure, stale
+        from cvtasks.serve.summary import (
+            inference_table,
+            load_table,
+            slo_table,
+            soak_figure,
+            stale,
+        )
 
         cfg = self.cfg
         model = cfg.paths.models / "fashion" / ("quick" if cfg.quick else "") / "model.int8.onnx"

@@ -27,7 +27,15 @@ from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData
 from cvtasks.models.fashion_nets import count_parameters, create_fashion_net
 from cvtasks.runtime import pick_device, seed_everything
-from cvtasks.train import FitOptions, History, accuracy, autocast_dtype, fit, load_checkpoint, save_checkpoint
+from cvtasks.train import (
+    FitOptions,
+    History,
+    accuracy,
+    autocast_dtype,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 # Fields of FashionConfig that change the trained model (the checkpoint's cache key).
 TRAINING_FIELDS = ("seed", "model", "width", "depth", "dropout", "batchnorm", "augment", "optimizer", "lr", "warmup",

@@ -1,20 +1,16 @@
 """The tables and prose of the search report, built from a run's metrics (no number typed)."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from cvtasks.prose import ci
 from cvtasks.stats import Interval
 
 KIND = {"dummy": "votes", "linear": "votes", "mlp": "votes", "interaction": "votes", "cosine": "no votes",
         "contrastive": "no votes", "blend": "both"}
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
 
 
 def audit_table(m: Mapping[str, Any]) -> pd.DataFrame:
@@ -35,22 +31,14 @@ def model_table(rows: Mapping[str, Mapping[str, Interval]], ranker: str, vote_fr
     return pd.DataFrame(out).T
 
 
-def _ci(m: Mapping[str, Any], key: str) -> str:
-    if key not in m:
-        return "n/a"
-    if f"{key}_ci_low" in m:
-        return f"{m[key]:.3f} [{m[key + '_ci_low']:.3f}, {m[key + '_ci_high']:.3f}]"
-    return f"{m[key]:.3f}"
-
-
 def summary(m: Mapping[str, Any], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; test gallery of {int(m.get('data/test_images', 0))} drawings, "
              f"{int(m.get('data/test_new_queries', 0))} new queries; [95 % interval over queries])", ""]
     if "new_queries/test/ndcg@10" in m:
         lines.append(f"- Served ranker `{m['search/ranker']}` (chosen on validation): NDCG@10 "
-                     f"{_ci(m, 'new_queries/test/ndcg@10')}, Recall@5 {_ci(m, 'new_queries/test/recall@5')}, "
-                     f"Kendall's tau {_ci(m, 'new_queries/test/kendall_tau')}; best vote-free ranker "
-                     f"`{m['search/vote_free']}` NDCG@10 {_ci(m, 'new_queries/vote_free/test/ndcg@10')}.")
+                     f"{ci(m, 'new_queries/test/ndcg@10')}, Recall@5 {ci(m, 'new_queries/test/recall@5')}, "
+                     f"Kendall's tau {ci(m, 'new_queries/test/kendall_tau')}; best vote-free ranker "
+                     f"`{m['search/vote_free']}` NDCG@10 {ci(m, 'new_queries/vote_free/test/ndcg@10')}.")
     if "calibration/test/ece" in m:
         lines.append(f"- Calibrated scores: ECE {m['calibration/test/ece']:.3f}; \"no good match\" precision "
                      f"{m.get('nomatch/test/precision', float('nan')):.2f}, recall {m.get('nomatch/test/recall', float('nan')):.2f}.")
@@ -83,20 +71,20 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
             verdict = (f"the served `{ranker}` (chosen on validation) and the best vote-free ranker `{free}` differ by "
                        f"{m['new_queries/test/ndcg@10_delta']:+.3f} [{lo:+.3f}, {hi:+.3f}] NDCG@10 on test: an interval "
                        "that holds zero, so no difference is shown")
-        out.append(f"- **New images, new queries (the headline).** Served ranker NDCG@10 {_ci(m, 'new_queries/test/ndcg@10')}, "
-                   f"Recall@5 {_ci(m, 'new_queries/test/recall@5')}, MRR {_ci(m, 'new_queries/test/mrr')}, Kendall's "
-                   f"tau-b {_ci(m, 'new_queries/test/kendall_tau')}; {verdict}.")
+        out.append(f"- **New images, new queries (the headline).** Served ranker NDCG@10 {ci(m, 'new_queries/test/ndcg@10')}, "
+                   f"Recall@5 {ci(m, 'new_queries/test/recall@5')}, MRR {ci(m, 'new_queries/test/mrr')}, Kendall's "
+                   f"tau-b {ci(m, 'new_queries/test/kendall_tau')}; {verdict}.")
     if "seen_queries/" + str(m.get("search/ranker")) + "/test/ndcg@10" in m:
         r = m["search/ranker"]
         out.append(f"- **Seen queries** (training texts searching new drawings; an easier diagnostic): NDCG@10 "
-                   f"{_ci(m, f'seen_queries/{r}/test/ndcg@10')}.")
+                   f"{ci(m, f'seen_queries/{r}/test/ndcg@10')}.")
     if "test/r2" in m:
         out.append(f"- **Pairs** (the test gallery's voted pairs; `{m['pairs/model']}`, the vote-trained model with "
-                   f"the best validation R2): MAE {_ci(m, 'test/mae')}, RMSE {_ci(m, 'test/rmse')}, R2 {_ci(m, 'test/r2')}"
-                   f"; the dummy's R2 {_ci(m, 'dummy/test/r2')}.")
+                   f"the best validation R2): MAE {ci(m, 'test/mae')}, RMSE {ci(m, 'test/rmse')}, R2 {ci(m, 'test/r2')}"
+                   f"; the dummy's R2 {ci(m, 'dummy/test/r2')}.")
     if "ceiling/test/r2" in m:
         out.append(f"- **What the derived votes allow.** A perfect follower of the rule that made the votes (it knows "
-                   f"each pair's folders and keywords) reaches R2 {_ci(m, 'ceiling/test/r2')} and NDCG@10 "
+                   f"each pair's folders and keywords) reaches R2 {ci(m, 'ceiling/test/r2')} and NDCG@10 "
                    f"{m['ceiling/test/ndcg@10']:.3f}; the rest is the votes' own noise. The model stands at R2 "
                    f"{m.get('test/r2', float('nan')):.3f} between the dummy ({m.get('dummy/test/r2', float('nan')):.3f}) "
                    "and that ceiling: the frozen ImageNet and sentence vectors carry the library's folders poorly.")

@@ -10,12 +10,19 @@ import pandas as pd
 
 from cvtasks.data.course_search import load_image
 from cvtasks.io import atomic_write_text
+from cvtasks.prose import slug
 from cvtasks.search import calibration as C
 from cvtasks.search import features as F
-from cvtasks.search import findings, plots
+from cvtasks.search import findings, plots, service
 from cvtasks.search import metrics as M
-from cvtasks.search import service
-from cvtasks.search.data import Gallery, SearchData, blended_target, cross_split_audit, load_data, split_files
+from cvtasks.search.data import (
+    Gallery,
+    SearchData,
+    blended_target,
+    cross_split_audit,
+    load_data,
+    split_files,
+)
 from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
 from cvtasks.stats import Interval
 from cvtasks.task import Task, stage
@@ -68,7 +75,7 @@ class SearchTask(Task):
         for g in (d.val, d.test):
             counts[f"{g.split} images"] = len(g.images)
             counts.update({f"{g.split} {k} queries": int((g.queries.kind == k).sum()) for k in ("new", "seen", "nomatch")})
-        self.record({f"data/{findings.slug(k)}": v for k, v in counts.items()})
+        self.record({f"data/{slug(k)}": v for k, v in counts.items()})
         path = cfg.paths.reports / "search" / ("quick" if cfg.quick else "") / "split.json"
         atomic_write_text(path, json.dumps(split_files(d), indent=1) + "\n")
         self.show("data/counts", pd.Series(counts, name="count").to_frame())
@@ -295,7 +302,7 @@ class SearchTask(Task):
         rows = np.flatnonzero(d.test.queries.kind == "new")
         for label, picks in (("served well", order[::-1][:2]), ("served badly", order[:2])):
             for i in picks:
-                self.show(f"demo/{findings.slug(label)}", plots.hits(
+                self.show(f"demo/{slug(label)}", plots.hits(
                     d.test, bundle, vectors[[rows[i]]], f'{label}: "{new.query_text.iloc[i][:60]}"',
                     own=new.image.iloc[i]))
         free = F.embed_texts(cfg, list(DEMO_QUERIES))

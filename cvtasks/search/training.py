@@ -14,8 +14,15 @@ from cvtasks.models.search_nets import ConcatMLP, InteractionMLP
 from cvtasks.runtime import seed_everything
 from cvtasks.search.data import SearchData
 from cvtasks.search.features import Features
-from cvtasks.search.scorers import (ContrastiveScorer, CosineScorer, DummyScorer, LinearScorer, NetScorer, Scorer,
-                                        own_image_rows)
+from cvtasks.search.scorers import (
+    ContrastiveScorer,
+    CosineScorer,
+    DummyScorer,
+    LinearScorer,
+    NetScorer,
+    Scorer,
+    own_image_rows,
+)
 
 VOTE_TRAINED = ("dummy", "linear", "mlp", "interaction")
 VOTE_FREE = ("cosine", "contrastive")

@@ -1,39 +1,28 @@
 """The prose of the spill report, built from a run's metrics (no number is typed by hand)."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from cvtasks.prose import ci
+
 # The study the task comes from, as its report gives it (real plant photos, its own labels).
 ORIGINAL_STUDY = {"tpr": 0.97, "tnr": 0.02}
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
-
-
-def _ci(m: Mapping[str, float], key: str, fmt: str = ".3f") -> str:
-    if key not in m:
-        return "n/a"
-    if f"{key}_ci_low" in m:
-        return f"{m[key]:{fmt}} [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]"
-    return f"{m[key]:{fmt}}"
 
 
 def summary(m: Mapping[str, float], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; {int(m.get('data/n_images', 0))} images, "
              f"{int(m.get('seeds', 0))} training seeds per detector; mean over seeds [95 % interval])", ""]
     if "test/roc_auc_mean" in m:
-        lines.append(f"- Autoencoder, test: ROC-AUC {_ci(m, 'test/roc_auc_mean')}, TPR {_ci(m, 'test/tpr_mean')}, "
-                     f"TNR {_ci(m, 'test/tnr_mean')} at the threshold chosen on validation.")
+        lines.append(f"- Autoencoder, test: ROC-AUC {ci(m, 'test/roc_auc_mean')}, TPR {ci(m, 'test/tpr_mean')}, "
+                     f"TNR {ci(m, 'test/tnr_mean')} at the threshold chosen on validation.")
     if "supervised/test/roc_auc_mean" in m:
-        lines.append(f"- Baselines, test ROC-AUC: supervised CNN {_ci(m, 'supervised/test/roc_auc_mean')}, anomalib "
-                     f"PatchCore {_ci(m, 'anomalib/patchcore/test/roc_auc_mean')}, PaDiM "
-                     f"{_ci(m, 'anomalib/padim/test/roc_auc_mean')}.")
+        lines.append(f"- Baselines, test ROC-AUC: supervised CNN {ci(m, 'supervised/test/roc_auc_mean')}, anomalib "
+                     f"PatchCore {ci(m, 'anomalib/patchcore/test/roc_auc_mean')}, PaDiM "
+                     f"{ci(m, 'anomalib/padim/test/roc_auc_mean')}.")
     if "lighting_shift/test/tnr" in m:
-        lines.append(f"- Under lighting no training image had: TNR {_ci(m, 'lighting_shift/test/tnr')}, "
-                     f"TPR {_ci(m, 'lighting_shift/test/tpr')}.")
+        lines.append(f"- Under lighting no training image had: TNR {ci(m, 'lighting_shift/test/tnr')}, "
+                     f"TPR {ci(m, 'lighting_shift/test/tpr')}.")
     return "\n".join(lines)
 
 
@@ -48,8 +37,8 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
         auc_ok = m["test/roc_auc_mean"] >= 0.98 and m["test/roc_auc_mean_ci_low"] >= 0.95
         rate_ok = m["test/tpr_mean"] >= 0.95 and m["test/tnr_mean"] >= 0.95
         out.append(f"- **Targets.** ROC-AUC mean >= 0.98 with the interval's low end >= 0.95: {_verdict(auc_ok)} "
-                   f"({_ci(m, 'test/roc_auc_mean')}). TPR and TNR means >= 0.95 at the validation threshold: "
-                   f"{_verdict(rate_ok)} (TPR {_ci(m, 'test/tpr_mean')}, TNR {_ci(m, 'test/tnr_mean')}).")
+                   f"({ci(m, 'test/roc_auc_mean')}). TPR and TNR means >= 0.95 at the validation threshold: "
+                   f"{_verdict(rate_ok)} (TPR {ci(m, 'test/tpr_mean')}, TNR {ci(m, 'test/tnr_mean')}).")
     scores = [(k, f"ae_{k}/test/roc_auc_mean") for k in ("mse", "l1", "pooled", "excess")]
     if all(key in m for _, key in scores):
         listed = ", ".join(f"{name} {m[key]:.3f}" for name, key in scores)
@@ -63,19 +52,19 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
         out.append(f"- **Baselines under the same budget.** The supervised CNN (the autoencoder's encoder with a "
                    f"two-class head, labelled spills too, early-stopped on validation after "
                    f"{m.get('supervised/epochs_mean', float('nan')):.0f} epochs on average) reaches ROC-AUC "
-                   f"{_ci(m, 'supervised/test/roc_auc_mean')}, TPR {_ci(m, 'supervised/test/tpr_mean')}. anomalib's "
-                   f"PatchCore on the offline ImageNet `efficientnet_lite0` reaches {_ci(m, 'anomalib/patchcore/test/roc_auc_mean')} "
-                   f"(TPR {_ci(m, 'anomalib/patchcore/test/tpr_mean')}), PaDiM {_ci(m, 'anomalib/padim/test/roc_auc_mean')}: "
+                   f"{ci(m, 'supervised/test/roc_auc_mean')}, TPR {ci(m, 'supervised/test/tpr_mean')}. anomalib's "
+                   f"PatchCore on the offline ImageNet `efficientnet_lite0` reaches {ci(m, 'anomalib/patchcore/test/roc_auc_mean')} "
+                   f"(TPR {ci(m, 'anomalib/patchcore/test/tpr_mean')}), PaDiM {ci(m, 'anomalib/padim/test/roc_auc_mean')}: "
                    "ImageNet patch features at stride 8-16 see a few-pixel spill poorly and take glare and reflections "
                    "for anomalies.")
     if "lighting_shift/test/tnr" in m:
         tnr = m["lighting_shift/test/tnr"]
         per = ", ".join(f"{c} {m[f'lighting_shift/{c}/tnr']:.2f}" for c in ("overexposed", "dusk", "spotlight")
                         if f"lighting_shift/{c}/tnr" in m)
-        out.append(f"- **Lighting the training set never saw.** TNR {_ci(m, 'lighting_shift/test/tnr')} "
+        out.append(f"- **Lighting the training set never saw.** TNR {ci(m, 'lighting_shift/test/tnr')} "
                    f"(target >= 0.90: {_verdict(tnr >= 0.90)}; by condition: {per}); the other local scores: excess "
-                   f"{_ci(m, 'lighting_shift/excess/test/tnr')}, pooled {_ci(m, 'lighting_shift/pooled/test/tnr')}. "
-                   f"Detection holds at TPR {_ci(m, 'lighting_shift/test/tpr')}. The per-image normalisation cancels "
+                   f"{ci(m, 'lighting_shift/excess/test/tnr')}, pooled {ci(m, 'lighting_shift/pooled/test/tnr')}. "
+                   f"Detection holds at TPR {ci(m, 'lighting_shift/test/tpr')}. The per-image normalisation cancels "
                    "a global gain but not clipped highlights (overexposed) or a gain that varies across the image "
                    "(a spotlight); the brightness weight, which keeps lit texture below the threshold under the "
                    "training lighting, lifts clipped near-white texture above it.")

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-
 SCORES = ("emission", "excess", "pooled", "mse", "l1")
 
 

@@ -10,21 +10,42 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cvtasks.data.wells import CLASSES, SHIFT_LIGHTING, WellImages, WellSettings, generate_wells
+from cvtasks.data.wells import (
+    CLASSES,
+    SHIFT_LIGHTING,
+    WellImages,
+    WellSettings,
+    generate_wells,
+)
+from cvtasks.io import save_npz
+from cvtasks.plots import image_grid
+from cvtasks.prose import slug
 from cvtasks.spill import anomalib_baselines as AB
 from cvtasks.spill import evaluation as E
 from cvtasks.spill import experiments as X
 from cvtasks.spill import findings, plots
-from cvtasks.spill.data import (Split, examples_by_lighting, load_data, make_split, normal_only, normalise,
-                                raw_images, to_uint8)
+from cvtasks.spill.data import (
+    Split,
+    examples_by_lighting,
+    load_data,
+    make_split,
+    normal_only,
+    normalise,
+    raw_images,
+    to_uint8,
+)
 from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
 from cvtasks.spill.thresholds import POLICIES, choose_threshold
-from cvtasks.spill.training import Budget, classifier_scores, reconstruct, train_autoencoder, train_classifier
-from cvtasks.io import save_npz
-from cvtasks.plots import image_grid
-from cvtasks.train import save_checkpoint
+from cvtasks.spill.training import (
+    Budget,
+    classifier_scores,
+    reconstruct,
+    train_autoencoder,
+    train_classifier,
+)
 from cvtasks.stats import seeds_interval
 from cvtasks.task import Task, stage
+from cvtasks.train import save_checkpoint
 
 PARTS = ("val", "test")
 
@@ -264,7 +285,7 @@ class SpillTask(Task):
                                                      "score": score[chosen], "threshold": thr}),
                       {"image": list(w.data.images[sel]), "reconstruction": list(
                           to_uint8(recon, w.mean[sel], w.std[sel]))})
-        self.record({f"maps/{findings.slug(g)}": len(v) for g, v in groups.items()})
+        self.record({f"maps/{slug(g)}": len(v) for g, v in groups.items()})
 
     @stage
     def errors(self) -> pd.DataFrame:
@@ -275,7 +296,7 @@ class SpillTask(Task):
                    for name, d in self.detectors_.items() if not name.startswith("ae_")}
         table = X.error_analysis(w.data, w.split.test, flagged)
         for (kind, group), row in table.iterrows():
-            self.record({f"errors/{findings.slug(kind)}/{findings.slug(group)}": row["autoencoder"]})
+            self.record({f"errors/{slug(kind)}/{slug(group)}": row["autoencoder"]})
         self.show("errors/table", table)
         return table
 
@@ -374,8 +395,8 @@ class SpillTask(Task):
             self.record({f"design/{name}/roc_auc": row["roc_auc"],
                          f"design/{name}/tpr_at_target_fpr": row[f"tpr@{cfg.target_fpr:.0%}"]})
         for name, row in policies.iterrows():
-            self.record({f"design/policy/{findings.slug(name)}/p_both": row["P(both)"],
-                         f"design/policy/{findings.slug(name)}/tnr": row["tnr"]})
+            self.record({f"design/policy/{slug(name)}/p_both": row["P(both)"],
+                         f"design/policy/{slug(name)}/tnr": row["tnr"]})
         self.record({"design/n_images": len(design.labels)})
         self.show("design/scores", comparison)
         self.show("design/policies", policies)
@@ -390,7 +411,7 @@ class SpillTask(Task):
         table = X.run_experiments(w.data.images, w.data.labels, w.split, cfg, epochs=cfg.experiment_epochs,
                                   device=self.device)
         for change, row in table.iterrows():
-            self.record({f"experiments/{findings.slug(change)}/test_roc_auc": row["test_roc_auc"]})
+            self.record({f"experiments/{slug(change)}/test_roc_auc": row["test_roc_auc"]})
         self.show("experiments/table", table)
         return table
 

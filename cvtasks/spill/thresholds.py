@@ -10,7 +10,6 @@ from sklearn.metrics import roc_curve
 
 from cvtasks.metrics import binary_detection_metrics
 
-
 POLICIES = ("youden", "fixed_fpr", "fpr_bound")
 
 

@@ -2,16 +2,13 @@
 and the few embedded-data specifics the notebook's tables use."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from cvtasks.prose import num
+
 EMBEDDED_GROUPS = {"hair": ["hairstyle", "hair_colour"], "clothes": ["clothes", "clothes_colour"],
                    "skin + glasses": ["skin", "accessory"]}
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def telling_styles(schema: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -47,10 +44,6 @@ def attribute_groups(schema: Mapping[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
-def _f(m: Mapping[str, float], key: str, fmt: str = ".3f") -> str:
-    return format(m[key], fmt) if key in m else "n/a"
-
-
 def summary(m: Mapping[str, float], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; {int(m.get('data/n_people', 0))} people: "
              f"{int(m.get('data/n_train', 0))} train, {int(m.get('data/n_val', 0))} validation, "
@@ -61,16 +54,16 @@ def summary(m: Mapping[str, float], run_name: str) -> str:
     full = "styles/full/{}/bayes/heldout_ll"
     if full.format("learned") in m:
         lines.append(f"- Test log-likelihood per style (Bayes, all training rows): learned structure "
-                     f"{_f(m, full.format('learned'))}, true {_f(m, full.format('true'))}, independent "
-                     f"{_f(m, full.format('independent'))} nats.")
+                     f"{num(m, full.format('learned'))}, true {num(m, full.format('true'))}, independent "
+                     f"{num(m, full.format('independent'))} nats.")
     if "avatars/prior_strength" in m:
         lines.append(f"- Prior strength chosen on validation: a = {m['avatars/prior_strength']:g}; invalid styles "
-                     f"sampled at it {_f(m, 'avatars/invalid_rate', '.1%')} (at a = 1: "
-                     f"{_f(m, 'avatars/invalid_rate_a1', '.1%')}).")
+                     f"sampled at it {num(m, 'avatars/invalid_rate', '.1%')} (at a = 1: "
+                     f"{num(m, 'avatars/invalid_rate_a1', '.1%')}).")
     if "avatars/c_factor/recognisability" in m:
-        lines.append(f"- Avatar recognisability: (a) {_f(m, 'avatars/a_independent/recognisability', '.2f')}, "
-                     f"(b) {_f(m, 'avatars/b_conditional/recognisability', '.2f')}, "
-                     f"(c) {_f(m, 'avatars/c_factor/recognisability', '.2f')}.")
+        lines.append(f"- Avatar recognisability: (a) {num(m, 'avatars/a_independent/recognisability', '.2f')}, "
+                     f"(b) {num(m, 'avatars/b_conditional/recognisability', '.2f')}, "
+                     f"(c) {num(m, 'avatars/c_factor/recognisability', '.2f')}.")
     return "\n".join(lines)
 
 

@@ -11,12 +11,19 @@ import pandas as pd
 from cvtasks.data.styles import StyleData, ground_truth, load_styles
 from cvtasks.io import atomic_write_text
 from cvtasks.models.bayesnet import BayesNet, decode, encode, save_json
+from cvtasks.prose import slug
 from cvtasks.styles import avatars as A
 from cvtasks.styles import experiments as X
 from cvtasks.styles import findings, plots
 from cvtasks.styles import structure as G
-from cvtasks.styles.estimation import (bayes_rule, counts, dependency_table, fit_model, style_probability,
-                                           total_probability_check)
+from cvtasks.styles.estimation import (
+    bayes_rule,
+    counts,
+    dependency_table,
+    fit_model,
+    style_probability,
+    total_probability_check,
+)
 from cvtasks.task import Task, stage
 
 
@@ -263,7 +270,7 @@ class StylesTask(Task):
         cond = A.conditioning_experiment(res, d.schema, groups, cfg.seed)
         for name, row in cond.iterrows():
             for attr, v in row.items():
-                self.record({f"avatars/conditioning/{findings.slug(name)}/{attr}": v})
+                self.record({f"avatars/conditioning/{slug(name)}/{attr}": v})
         palette = A.palette_experiment(d.raw.images[d.split.train], cfg.palette_sizes, cfg.seed)
         for k, row in palette.iterrows():
             self.record({f"avatars/palette/{k}/rmse": row["quantisation RMSE"]})
