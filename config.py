@@ -397,8 +397,10 @@ FASHION_TARGETS = {"test/accuracy": 0.94, "test/top3": 0.99, "test/macro_f1": 0.
 
 @dataclass(frozen=True)
 class FashionConfig(TaskConfig):
-    """Fashion_Classification.ipynb: product category classifier. Defaults stay plain literals
-    (DVC parses them from this file); their rules are in RULES."""
+    """Fashion_Classification.ipynb: product category classifier. The recipe below is the
+    study's winner (reports/fashion/study.db: best mean validation accuracy over 3 seeds) with a
+    longer schedule. Defaults stay plain literals (DVC parses them from this file); their rules
+    are in RULES."""
 
     QUICK: ClassVar[dict[str, Any]] = {"model": "baseline", "augment": "", "train_size": 4000, "depth": 1,
                                        "val_size": 1000, "epochs": 2, "batch_size": 64, "study_train_size": 1000,
@@ -418,20 +420,20 @@ class FashionConfig(TaskConfig):
     mnist_dir: Path = FASHION_MNIST_DIR   # the IDX files; torchvision's downloader gives the same
     model: str = "resnet"            # baseline | resnet | mobilenet (cvtasks/models/fashion_nets.py)
     width: int = 32                  # channels of the first stage
-    depth: int = 1                   # residual blocks per stage (resnet)
-    dropout: float = 0.3
+    depth: int = 2                   # residual blocks per stage (resnet)
+    dropout: float = 0.5
     batchnorm: bool = True
-    augment: str = "crop,flip"       # any of crop, flip, rotate, brightness, erase (comma-separated) or none
+    augment: str = "none"            # any of crop, flip, rotate, brightness, erase (comma-separated) or none
     mixup: float = 0.0               # Beta(a, a) of mixup; 0: off
     swa: bool = False                # average the weights of the last quarter of the epochs
     tta_flip: bool = False           # predictions average each image and its mirror image
-    optimizer: str = "adamw"         # adam | sgd | adamw
+    optimizer: str = "adam"          # adam | sgd | adamw
     lr: float = 0.003                # peak learning rate of the one-cycle schedule (per batch)
     warmup: float = 0.15             # share of the steps spent warming up to it
     weight_decay: float = 0.0005
-    label_smoothing: float = 0.1
-    batch_size: int = 256
-    epochs: int = 16
+    label_smoothing: float = 0.0
+    batch_size: int = 64
+    epochs: int = 20                 # the study ran 3; the best epoch is chosen on validation
     precision: str = "auto"          # auto | fp32 | bf16: forward pass (auto: bf16 on AMX CPUs / CUDA)
     train_size: int = 55000          # of the 60k training images, after the validation hold-out
     val_size: int = 5000
