@@ -148,6 +148,9 @@ class Tracker:
     def log_table(self, key: str, frame: Any, images: Mapping[str, Sequence[Any]] | None = None) -> None:
         """A pandas DataFrame as a W&B table; ``images``: extra columns of pictures (arrays)."""
         table = frame.reset_index() if frame.index.name or getattr(frame.index, "names", [None])[0] else frame
+        mixed = [c for c in table.columns if table[c].dtype == object and
+                 len({type(v) for v in table[c] if v is not None}) > 1]
+        table = table.astype({c: str for c in mixed})   # W&B types a column by its first row: mixed ones as text
         columns = [str(c) for c in table.columns]
         rows = [list(r) for r in table.itertuples(index=False)]
         for name, pictures in (images or {}).items():

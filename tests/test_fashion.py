@@ -163,3 +163,13 @@ def test_unreadable_checkpoint_is_retrained_and_saved_with_its_metadata(tmp_path
     assert meta["mean"] == pytest.approx(0.2) and meta["std"] == pytest.approx(0.0, abs=1e-6)
     assert meta["arch"] == {"name": cfg.model, "width": cfg.width, "depth": cfg.depth, "dropout": cfg.dropout,
                             "batchnorm": cfg.batchnorm}
+
+
+def test_shirt_recall_correlation_uses_completed_trials_only():
+    import pandas as pd
+
+    from cvtasks.fashion import study
+
+    trials = pd.DataFrame({"state": ["COMPLETE"] * 4 + ["PRUNED"], "value": [0.90, 0.91, 0.92, 0.93, 0.10],
+                           "shirt_recall": [0.70, 0.72, 0.71, 0.80, 0.99]})
+    assert study.shirt_recall_vs_accuracy(trials) == pytest.approx(0.8)

@@ -82,3 +82,17 @@ def test_projector_export(tmp_path):
     assert len((folder / "tensors.tsv").read_text().splitlines()) == 10
     assert (folder / "metadata.tsv").read_text().splitlines()[0] == "brand0"
     assert (folder / "sprite.png").exists()
+
+
+def test_a_table_with_mixed_column_types_is_logged_as_text(tmp_path):
+    """W&B types a table column by its first row; a recipe table mixes numbers and names."""
+    import pandas as pd
+
+    tracker = tracking.Tracker("fashion", {}, mode="offline", wandb_dir=tmp_path)
+    frame = pd.DataFrame({"study's winner": [0.003, "adam", True], "final": [0.003, "adam", True]},
+                         index=pd.Index(["lr", "optimizer", "batchnorm"], name="field"))
+    tracker.log_table("study/winner", frame)
+    tracker.finish({"x": 1.0})
+    (folder,) = (tmp_path / "wandb").glob("offline-run-*")
+    state, _ = read_run(folder)
+    assert state["state"] == "finished"

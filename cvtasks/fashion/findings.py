@@ -46,7 +46,7 @@ def summary(m: Mapping[str, Any], run_name: str) -> str:
     return "\n".join(lines)
 
 
-def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
+def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | None = None) -> str:
     out = ["## Conclusions", "", "Every figure below is read from this run's metrics (intervals: 95 %, bootstrap over "
            "the 10k test images, which the run reads once).", ""]
     if "test/accuracy" in m:
@@ -61,9 +61,13 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
         out.append(f"- **Shirt**, the hard category: precision {m.get('test/shirt/precision', float('nan')):.3f} "
                    f"(interval from {m.get('test/shirt/precision_ci_low', float('nan')):.3f}), recall "
                    f"{m.get('test/shirt/recall', float('nan')):.3f} (from {m.get('test/shirt/recall_ci_low', float('nan')):.3f}); "
-                   "its errors go to T-shirt/top, Pullover and Coat (the table above): the same silhouettes at 28 x 28 "
-                   "pixels. Across the study's trials, Shirt recall rises with accuracy but stays the lowest class "
-                   "(figure above).")
+                   "the shirts it misses go to " + ", ".join(
+                       f"{m[f'test/shirt/confused_{r}']} ({m[f'test/shirt/confused_{r}_share']:.0%})"
+                       for r in (1, 2, 3) if f"test/shirt/confused_{r}" in m)
+                   + " (the table above): look-alike silhouettes at 28 x 28 pixels."
+                   + (f" Across the study's trials, Shirt recall and validation accuracy have a Spearman correlation "
+                      f"of {m['study/shirt_recall_vs_accuracy_spearman']:.2f} (figure above)."
+                      if "study/shirt_recall_vs_accuracy_spearman" in m else ""))
     if "study/n_trials" in m:
         out.append(f"- **The study**: {int(m['study/n_trials'])} trials ({int(m['study/pruned'])} pruned) of "
                    f"{cfg.study_epochs} epochs each on the 55k / 5k split; the best recipe over "
@@ -78,6 +82,14 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
                    "the 25-minute budget), bfloat16 where the CPU has it.")
     if "export/int8_accuracy_drop_points" in m:
         out.append(f"- **Production**: ONNX matches PyTorch to {m['export/onnx_max_abs_diff']:.1e}; INT8 costs "
-                   f"{m['export/int8_accuracy_drop_points']:.2f} accuracy points at {m['export/int8_mb']:.2f} MB. The "
-                   "service's load tests read their own files (`python -m cvtasks bench serve`, docs/serve.md).")
+                   f"{m['export/int8_accuracy_drop_points']:.2f} accuracy points at {m['export/int8_mb']:.2f} MB.")
+    if service and "bench_serve" in service:
+        from cvtasks.serve.summary import slo_table
+
+        table = slo_table(service["bench_serve"], service.get("soak"))
+        missed = table.index[table["met"] == "NO"].tolist()
+        out.append(f"- **The service** (bench files of commit {service['bench_serve'].get('git_commit')}): "
+                   f"{(table['met'] == 'yes').sum()} of {len(table)} targets met"
+                   + ("." if not missed else "; missed: " + "; ".join(missed) + ".")
+                   + " Client and server shared the two cores.")
     return "\n".join(out)

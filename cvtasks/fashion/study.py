@@ -151,6 +151,12 @@ def trials_table(study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shirt_recall_vs_accuracy(trials: pd.DataFrame) -> float:
+    """Spearman correlation, over the completed trials, of validation accuracy and Shirt recall."""
+    done = trials[trials.state == "COMPLETE"]
+    return float(done["value"].corr(done["shirt_recall"], method="spearman"))
+
+
 def top_recipes(study, cfg: config.FashionConfig) -> pd.DataFrame:
     """The recipes trained with several seeds: mean and spread of their validation accuracy."""
     table = trials_table(study)

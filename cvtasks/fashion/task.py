@@ -81,7 +81,8 @@ class FashionTask(Task):
                      "study/seeds_per_top_config": int(top.seeds.min()), "study/top_configs": len(top),
                      "study/best_val_acc_mean": float(top.val_acc_mean.iloc[0]),
                      "study/best_val_acc_std": float(top.val_acc_std.iloc[0]),
-                     "study/config_is_winner": int(all(chosen[k] == best[k] for k in S.SPACE))})
+                     "study/config_is_winner": int(all(chosen[k] == best[k] for k in S.SPACE)),
+                     "study/shirt_recall_vs_accuracy_spearman": S.shirt_recall_vs_accuracy(trials)})
         self.show("study/trials", trials.sort_values("value", ascending=False).head(25).round(4))
         self.show("study/top", top.round(4))
         importance, parallel = plots.study_figures(result)
@@ -155,6 +156,10 @@ class FashionTask(Task):
         cfg, d = self.cfg, self.data_
         shirt = d.classes.index("Shirt")
         self.show("shirt/confusion", E.look_alike_confusion(d.y_test, pred, list(d.classes)))
+        missed = pred[(d.y_test == shirt) & (pred != shirt)]
+        where = pd.Series(np.asarray(d.classes)[missed]).value_counts(normalize=True).head(3)
+        for rank, (cls, share) in enumerate(where.items(), 1):   # where the missed shirts went
+            self.record({f"test/shirt/confused_{rank}": cls, f"test/shirt/confused_{rank}_share": float(share)})
         worst = E.worst_mistakes(d.y_test, probs, cfg.worst_k, only=shirt)
         self.show("shirt/missed", plots.mistakes(d.x_test, d.y_test, probs, worst, d.classes))
         called = np.flatnonzero((pred == shirt) & (d.y_test != shirt))
@@ -204,7 +209,11 @@ class FashionTask(Task):
                  for name in ("bench_serve", "soak")}
         found = {name: json.loads(path.read_text()) for name, path in files.items() if path.exists()}
         flag = " --quick" if cfg.quick else ""
-        notes = [f"- `{files[name].name}` is missing: run `python -m cvtasks bench {cmd}{flag}`."
+        notes = [f"- `{files[name].name}` predates the stamped format: re-run `python -m cvtasks bench {cmd}{flag}`."
+                 for name, cmd in (("bench_serve", "serve"), ("soak", "soak"))
+                 if name in found and "model_sha256" not in found[name]]
+        found = {name: bench for name, bench in found.items() if "model_sha256" in bench}
+        notes += [f"- `{files[name].name}` is missing: run `python -m cvtasks bench {cmd}{flag}`."
                  for name, cmd in (("bench_serve", "serve"), ("soak", "soak")) if name not in found]
         for name, bench in found.items():
             why = stale(bench, model)
@@ -228,4 +237,4 @@ class FashionTask(Task):
     def conclusions(self):
         from IPython.display import Markdown
 
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
+        return Markdown(findings.conclusions(self.metrics, self.cfg, getattr(self, "service_", None)))
