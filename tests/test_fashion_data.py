@@ -124,7 +124,6 @@ def test_class_folders_match_the_hub_rows(hf_rows, tmp_path):
 
 
 def test_parquet_shards(hf_rows, tmp_path):
-    pytest.importorskip("pyarrow")
     import pandas as pd
 
     pd.DataFrame(hf_rows).to_parquet(tmp_path / "train-00000-of-00001.parquet")

@@ -61,11 +61,22 @@ def test_notebook_calls_every_stage_once_in_order(task):
     assert calls[-2:] == ["finish", "conclusions"]
 
 
+# A figure drawn from a measurement that the notebook does not run (the service's soak: minutes
+# on an idle machine) may be absent, but only when the cell says which command produces it.
+MEASUREMENT_MISSING = "is missing: run `python -m cvtasks bench"
+
+
+def cell_text(cell):
+    return "".join(out.get("text", "") + "".join(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
+                   for out in cell.get("outputs", []))
+
+
 def figure_cells_without_images(nb):
     missing = []
     for cell in code_cells(nb):
         if "figure" in cell.metadata.get("tags", []):
-            if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+            if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])) \
+                    and MEASUREMENT_MISSING not in cell_text(cell):
                 missing.append(cell.source)
     return missing
 
