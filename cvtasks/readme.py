@@ -28,8 +28,8 @@ def task_lines(task: str, reports: Path) -> list[str]:
         return [f"- not run yet: `python -m cvtasks run {task}`"]
     findings = importlib.import_module(f"cvtasks.{task}.findings")
     bullets = [line for line in findings.summary(m, "").splitlines()[1:] if line.strip()]
-    return bullets + [f"- Run time of the full run: {sum(v for k, v in m.items() if k.startswith('time/')) / 60:.1f} "
-                      "min on this project's 2-core CPU."]
+    return bullets + [f"- Time of the committed run's stages: {sum(v for k, v in m.items() if k.startswith('time/')) / 60:.1f} "
+                      "min on this project's 2-core CPU (caches and checkpoints reused where present: docs/ has the cold times)."]
 
 
 def service_lines(reports: Path) -> list[str]:

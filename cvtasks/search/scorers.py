@@ -24,7 +24,10 @@ SCORE_CHUNK = 16_384                               # pairs scored at once (memor
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    x = np.asarray(x, dtype=np.float32)
+    if not x.flags.writeable:   # cached vectors are read-only; torch wants memory it may write
+        x = x.copy()
+    return torch.from_numpy(x)
 
 
 def _tensors(inputs: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
