@@ -151,9 +151,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     quick = _quick(args)
     name = {"serve": "bench_serve", "soak": "soak"}[args.target]
     out = metrics_path("fashion", quick, name=name)
-    run = loadtest.bench_serve if args.target == "serve" else loadtest.soak
+    if args.seconds and args.target != "soak":
+        print("--seconds sets the soak's length; `bench serve` runs its fixed schedule", file=sys.stderr)
+        return 2
     try:
-        summary = run(quick, log_dir=out.parent / "bench_logs")
+        summary = (loadtest.bench_serve(quick, log_dir=out.parent / "bench_logs") if args.target == "serve"
+                   else loadtest.soak(quick, log_dir=out.parent / "bench_logs", seconds=args.seconds))
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
@@ -252,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "`bench soak` holds the target rate with product photos")
     bench.add_argument("target", choices=["serve", "soak"])
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
+    bench.add_argument("--seconds", type=float, help="the soak's length (default: ServeConfig.soak_seconds)")
     bench.set_defaults(func=cmd_bench)
 
     rd = sub.add_parser("readme", help="rewrite README's measured block from reports/ (metrics and bench files)")

@@ -49,3 +49,22 @@ def test_quick_flag_reaches_the_config_without_touching_the_environment(monkeypa
     assert cli.main(["run", "styles", "--quick", "--out", str(tmp_path)]) == 0
     assert seen["cfg"].quick and seen["caller"] == "cli" and seen["cfg"].paths.reports == tmp_path / "reports"
     assert config.QUICK_ENV not in os.environ
+
+
+def test_bench_soak_takes_its_length_from_the_command_line(monkeypatch, tmp_path, capsys):
+    from cvtasks import io
+    from cvtasks.serve import loadtest
+
+    seen = {}
+
+    def fake_soak(quick, log_dir, seconds=None):
+        seen.update(quick=quick, seconds=seconds)
+        return {"duration_s": seconds, "windows": []}
+
+    monkeypatch.setattr(loadtest, "soak", fake_soak)
+    monkeypatch.setattr(io, "metrics_path", lambda task, quick, name, **_: tmp_path / f"{name}.json")
+    assert cli.main(["bench", "soak", "--quick", "--seconds", "1800"]) == 0
+    assert seen == {"quick": True, "seconds": 1800.0}
+    assert '"duration_s": 1800.0' in (tmp_path / "soak.json").read_text()
+    assert cli.main(["bench", "serve", "--seconds", "60"]) == 2
+    assert "fixed schedule" in capsys.readouterr().err

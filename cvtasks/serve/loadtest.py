@@ -291,11 +291,12 @@ def stamp(model: Path, load: dict[str, Any]) -> dict[str, Any]:
             "load": load}
 
 
-def _needs(quick: bool) -> tuple[config.TaskConfig, config.ServeConfig, Path]:
-    """The settings, and the trained checkpoint (the INT8 model must exist too)."""
+def _needs(quick: bool, **overrides: Any) -> tuple[config.TaskConfig, config.ServeConfig, Path]:
+    """The settings (``overrides`` replace ServeConfig fields), and the trained checkpoint (the
+    INT8 model must exist too)."""
     from cvtasks.fashion.training import model_path
 
-    fashion_cfg, settings = config.get("fashion", quick=quick), config.get("serve", quick=quick)
+    fashion_cfg, settings = config.get("fashion", quick=quick), config.get("serve", quick=quick, **overrides)
     checkpoint, flag = model_path(fashion_cfg), " --quick" if quick else ""
     for path, how in ((checkpoint, f"python -m cvtasks run fashion{flag}"),
                       (settings.model_path, f"python -m cvtasks export{flag}")):
@@ -384,12 +385,13 @@ def rss_slope_mb_per_h(samples, skip_s: float) -> float:
     return float(np.polyfit(s[:, 0] / 3600, s[:, 1] / 2**20, 1)[0])
 
 
-def soak(quick: bool, log_dir: Path) -> dict[str, Any]:
-    """``soak_seconds`` at ``soak_rate`` req/s of generated product photos (cvtasks.serve.uploads)
-    against the service as configured (``workers``); per-window latency, errors, RSS and CPU."""
+def soak(quick: bool, log_dir: Path, seconds: float | None = None) -> dict[str, Any]:
+    """``soak_seconds`` (or ``seconds``) at ``soak_rate`` req/s of generated product photos
+    (cvtasks.serve.uploads) against the service as configured (``workers``); per-window latency,
+    errors, RSS and CPU."""
     from cvtasks.fashion.data import prepare_data
 
-    fashion_cfg, settings, _ = _needs(quick)
+    fashion_cfg, settings, _ = _needs(quick, **({"soak_seconds": seconds} if seconds else {}))
     log_dir.mkdir(parents=True, exist_ok=True)
     items = prepare_data(fashion_cfg).x_test
     uploads = product_uploads(items, settings.soak_uploads, fashion_cfg.seed, settings.upload_sizes,
