@@ -391,8 +391,9 @@ class SearchConfig(TaskConfig):
 # (class names, mean/std, architecture) go to models/fashion/model.pt (cvtasks.fashion.training).
 FASHION_AUGMENTS = ("crop", "flip", "rotate", "brightness", "erase")
 # The targets on the 10k test set (the project documents ask accuracy >= 0.90, macro-F1 >= 0.88).
-FASHION_TARGETS = {"test/accuracy": 0.94, "test/top3": 0.99, "test/macro_f1": 0.94,
+FASHION_TARGETS = {"test/accuracy": 0.95, "test/top3": 0.99, "test/macro_f1": 0.95,
                    "test/min_class_precision": 0.85, "test/min_class_recall": 0.85}
+FASHION_TRAIN_BUDGET_S = 1500   # the final model's training on the project's 2-core CPU
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,9 @@ def test_worst_mistakes_are_confident_wrong_ones():
 def test_targets_table_reports_margins():
     metrics = {"test/accuracy": 0.93, "test/top3": 0.995, "test/macro_f1": 0.95,
                "test/min_class_precision": 0.8, "test/min_class_recall": 0.9}
-    table = findings.targets_table(metrics)
+    targets = {"test/accuracy": 0.94, "test/top3": 0.99, "test/macro_f1": 0.95,
+               "test/min_class_precision": 0.85, "test/min_class_recall": 0.85}
+    table = findings.targets_table(metrics, targets)
     assert table.loc["test/accuracy", "margin"] == pytest.approx(-0.01)
     assert table["met"].tolist() == ["NO", "yes", "yes", "NO", "yes"]
 
