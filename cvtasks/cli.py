@@ -147,10 +147,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from cvtasks.io import atomic_write_text, metrics_path
     from cvtasks.serve import loadtest
+    from cvtasks.serve.summary import BENCH_FILES
 
     quick = _quick(args)
-    name = {"serve": "bench_serve", "soak": "soak"}[args.target]
-    out = metrics_path("fashion", quick, name=name)
+    out = metrics_path("fashion", quick, name=BENCH_FILES[args.target])
     if args.seconds and args.target != "soak":
         print("--seconds sets the soak's length; `bench serve` runs its fixed schedule", file=sys.stderr)
         return 2
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: `bench serve` load-tests the service on loopback, "
                                          "`bench soak` holds the target rate with product photos")
-    bench.add_argument("target", choices=["serve", "soak"])
+    bench.add_argument("target", choices=["serve", "soak"])   # cvtasks.serve.summary.BENCH_FILES
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
     bench.add_argument("--seconds", type=float, help="the soak's length (default: ServeConfig.soak_seconds)")
     bench.set_defaults(func=cmd_bench)

@@ -57,7 +57,7 @@ def storage_url(cfg: config.FashionConfig, storage: str | None = None) -> Any:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage[len("journal:"):]))
     if storage:
         return storage
-    path = cfg.paths.reports / "fashion" / ("quick" if cfg.quick else "") / "study.db"
+    path = path_of(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 

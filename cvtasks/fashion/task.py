@@ -15,6 +15,7 @@ from cvtasks.fashion import findings, plots
 from cvtasks.fashion import study as S
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
 from cvtasks.fashion.training import (
+    export_dir,
     model_path,
     predict_proba,
     recipe,
@@ -176,7 +177,7 @@ class FashionTask(Task):
         from cvtasks.serve.summary import export_table
 
         cfg = self.cfg
-        folder = cfg.paths.models / "fashion" / ("quick" if cfg.quick else "")
+        folder = export_dir(cfg)
         metrics = export_fashion(model_path(cfg), self.data_, folder)
         write_metrics("fashion", metrics, quick=cfg.quick, name="export", reports_dir=cfg.paths.reports)
         self.record(metrics)
@@ -196,6 +197,7 @@ class FashionTask(Task):
         self.require("export")
         from cvtasks.io import metrics_path
         from cvtasks.serve.summary import (
+            BENCH_FILES,
             inference_table,
             load_table,
             slo_table,
@@ -204,21 +206,22 @@ class FashionTask(Task):
         )
 
         cfg = self.cfg
-        model = cfg.paths.models / "fashion" / ("quick" if cfg.quick else "") / "model.int8.onnx"
-        files = {name: metrics_path("fashion", cfg.quick, name=name, reports_dir=cfg.paths.reports)
-                 for name in ("bench_serve", "soak")}
-        found = {name: json.loads(path.read_text()) for name, path in files.items() if path.exists()}
-        flag = " --quick" if cfg.quick else ""
-        notes = [f"- `{files[name].name}` predates the stamped format: re-run `python -m cvtasks bench {cmd}{flag}`."
-                 for name, cmd in (("bench_serve", "serve"), ("soak", "soak"))
-                 if name in found and "model_sha256" not in found[name]]
-        found = {name: bench for name, bench in found.items() if "model_sha256" in bench}
-        notes += [f"- `{files[name].name}` is missing: run `python -m cvtasks bench {cmd}{flag}`."
-                 for name, cmd in (("bench_serve", "serve"), ("soak", "soak")) if name not in found]
-        for name, bench in found.items():
+        model = export_dir(cfg) / "model.int8.onnx"
+        command = "`python -m cvtasks bench {}" + (" --quick`" if cfg.quick else "`")
+        found, notes = {}, []
+        for cmd, name in BENCH_FILES.items():
+            path = metrics_path("fashion", cfg.quick, name=name, reports_dir=cfg.paths.reports)
+            if not path.exists():
+                notes.append(f"- `{path.name}` is missing: run {command.format(cmd)}.")
+                continue
+            bench = json.loads(path.read_text())
+            if "model_sha256" not in bench:
+                notes.append(f"- `{path.name}` predates the stamped format: re-run {command.format(cmd)}.")
+                continue
+            found[name] = bench
             why = stale(bench, model)
             stamp = f"commit {bench.get('git_commit')}, {bench.get('date_utc')}, {bench.get('cpu_count')} CPUs"
-            notes.append(f"- `{files[name].name}` ({stamp}): " + (f"**stale**: {why}; re-run it." if why
+            notes.append(f"- `{path.name}` ({stamp}): " + (f"**stale**: {why}; re-run it." if why
                          else f"measured this run's model ({model.name}, sha256 {bench['model_sha256'][:12]}...)."))
         self.show("service/provenance", "\n".join(notes))
         if "bench_serve" in found:

@@ -140,6 +140,11 @@ def training_key(cfg: config.FashionConfig) -> str:
     return fingerprint({f: getattr(cfg, f) for f in TRAINING_FIELDS})
 
 
+def export_dir(cfg: config.FashionConfig) -> Path:
+    """Where the export writes model.onnx and model.int8.onnx (the quick model's apart)."""
+    return cfg.paths.models / "fashion" / ("quick" if cfg.quick else "")
+
+
 def model_path(cfg: config.FashionConfig) -> Path:
     """``models/fashion/model.pt`` for the default (full) recipe; any other recipe (quick mode, a
     study's run) gets its own file beside it, so that it never overwrites the full model."""

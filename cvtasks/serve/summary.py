@@ -10,6 +10,10 @@ import pandas as pd
 import config
 
 
+# The file each ``python -m cvtasks bench <target>`` writes under reports/fashion/.
+BENCH_FILES = {"serve": "bench_serve", "soak": "soak"}
+
+
 def _row(what: str, target: str, value: Any, ok: bool | None) -> dict[str, Any]:
     """A table row; ``ok`` None for a figure reported without a target."""
     return {"what": what, "target": target, "measured": value, "met": "-" if ok is None else "yes" if ok else "NO"}

@@ -411,7 +411,8 @@ class SpillTask(Task):
         table = X.run_experiments(w.data.images, w.data.labels, w.split, cfg, epochs=cfg.experiment_epochs,
                                   device=self.device)
         for change, row in table.iterrows():
-            self.record({f"experiments/{slug(change)}/{split}_roc_auc": row[f"{split}_roc_auc"] for split in ("val", "test")})
+            self.record({f"experiments/{slug(change)}/{split}_roc_auc": row[f"{split}_roc_auc"]
+                         for split in ("val", "test")})
         self.show("experiments/table", table)
         return table
 
