@@ -270,7 +270,8 @@ class SpillConfig(TaskConfig):
     """Spill_Autoencoder.ipynb: autoencoder spill detector (cvtasks.spill)."""
 
     QUICK: ClassVar[dict[str, Any]] = {"n_images": 200, "epochs": 2, "experiment_epochs": 1, "seeds": 2,
-                                       "anomalib_size": 64, "shift_images": 60, "design_images": 200,
+                                       "anomalib_size": 64, "shift_images": 60, "val_shift_images": 60,
+                                       "design_images": 200,
                                        "design_repeats": 20, "resamples": 100}
     photos_dir: Path | None = None   # a user's own photos: <dir>/normal/*, <dir>/spill/*; None: generator
     n_images: int = positive(2000)   # generated images, half of them spills
@@ -279,7 +280,10 @@ class SpillConfig(TaskConfig):
     test_fraction: float = fraction(0.3)
     seeds: int = positive(5)          # training seeds of every trained detector (the intervals' spread)
     # autoencoder
-    normalisation: str = one_of("per_image", ("per_image", "fixed"))
+    # local: each pixel over the light around it (chosen on the validation lighting shift: a lamp
+    # on one side or a flash defeats one gain per image); per_image: one gain per channel; fixed
+    normalisation: str = one_of("local", ("local", "per_image", "fixed"))
+    normalisation_sigma: float = positive(4.0)   # the local normalisation's blur, pixels
     depth: int = positive(4)          # stride-2 stages: 64 px -> 4 x 4 code
     base_channels: int = positive(16)
     bottleneck: int = positive(8)     # channels of the code
@@ -293,7 +297,7 @@ class SpillConfig(TaskConfig):
     # other exposure and lamps ("photometric": tried against the lighting shift, not chosen on it)
     augment: str = one_of("none", ("none", "dihedral", "photometric"))
     # anomaly score and threshold
-    score: str = one_of("emission", ("emission", "excess", "pooled", "mse", "l1"))
+    score: str = one_of("glow", ("glow", "emission", "excess", "pooled", "mse", "l1"))
     score_sigma: float = non_negative(1.0)   # blur of the error map, pixels
     # the target is a false-alarm budget, kept with confidence: a rate measured on 200 normal images is uncertain
     threshold_policy: str = one_of("fpr_bound", ("youden", "fixed_fpr", "fpr_bound"))
@@ -308,8 +312,10 @@ class SpillConfig(TaskConfig):
     padim_layers: tuple[str, ...] = ("blocks.1", "blocks.2", "blocks.4")    # strides 4, 8, 16
     patchcore_coreset: float = fraction(0.01)   # the paper's 1 %: 10 % took minutes a seed here
     padim_features: int = positive(100)      # random feature subset (anomalib's default for resnet18)
-    # lighting shift: a test set under lighting no training image has (cvtasks.data.wells.SHIFT_LIGHTING)
+    # lighting shift: a test set under lighting no training image has (cvtasks.data.wells.SHIFT_LIGHTING),
+    # and a validation set under other new lighting (VAL_SHIFT_LIGHTING), where remedies are chosen
     shift_images: int = positive(600)
+    val_shift_images: int = positive(600)
     # the design set: a second generator draw that chose the score and the policy
     design_images: int = positive(3000)
     design_seed_offset: int = positive(1000)

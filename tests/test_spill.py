@@ -4,7 +4,14 @@ import pytest
 import torch
 
 import config
-from cvtasks.data.wells import SHIFT_LIGHTING, WellImages, WellSettings, generate_wells
+from cvtasks.data.wells import (
+    LIGHTING,
+    SHIFT_LIGHTING,
+    VAL_SHIFT_LIGHTING,
+    WellImages,
+    WellSettings,
+    generate_wells,
+)
 from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
 from cvtasks.spill import (
     SpillTask,
@@ -71,14 +78,35 @@ def test_per_image_normalisation_cancels_gain_and_colour_cast():
     rng = np.random.default_rng(0)
     img = rng.uniform(0.2, 0.6, (1, 16, 16, 3))
     cast = img * np.array([1.3, 1.0, 0.6]) * 0.9
-    x1, mean, std = D.normalise((img * 255).round().astype(np.uint8))
-    x2, _, _ = D.normalise((cast * 255).round().astype(np.uint8))
+    x1, mean, std = D.normalise((img * 255).round().astype(np.uint8), "per_image")
+    x2, _, _ = D.normalise((cast * 255).round().astype(np.uint8), "per_image")
     assert torch.allclose(x1, x2, atol=0.05)
     xf1, _, _ = D.normalise((img * 255).round().astype(np.uint8), "fixed")
     xf2, _, _ = D.normalise((cast * 255).round().astype(np.uint8), "fixed")
     assert (xf1 - xf2).abs().max() > 0.3
     back = D.to_uint8(x1, mean, std)
     assert np.abs(back.astype(int) - (img * 255).round()).max() <= 1
+
+
+def test_local_normalisation_cancels_a_lamp_on_one_side_and_keeps_a_spot():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0.25, 0.35, (1, 32, 32, 3))
+    lamp = np.linspace(0.5, 1.8, 32)[None, None, :, None]          # light rising across the scene
+    lit = img * lamp
+    lit[0, 14:17, 14:17] = 1.0                                        # a 3x3 spot of light
+    img[0, 14:17, 14:17] = 1.0
+    as_uint8 = [(a * 255).round().astype(np.uint8) for a in (img, lit)]
+    inner = (slice(None), slice(None), slice(6, 26), slice(6, 26))   # away from the blur's border
+    local = [D.normalise(a, "local", 4.0) for a in as_uint8]
+    global_ = [D.normalise(a, "per_image") for a in as_uint8]
+    assert (local[0][0] - local[1][0])[inner].abs().median() < 0.1
+    assert (global_[0][0] - global_[1][0])[inner].abs().median() > 0.3   # one gain per image cannot
+    spot = local[1][0][0, :, 15, 15]
+    assert (spot > 1.0).all()                                          # the spot still stands out
+    back = D.to_uint8(local[1][0], local[1][1], local[1][2])
+    assert np.abs(back.astype(int) - as_uint8[1].astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="normalisation"):
+        D.normalise(as_uint8[0], "gamma")
 
 
 def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
@@ -130,16 +158,36 @@ def test_emission_score_weights_the_excess_light_by_the_pixels_brightness():
         S.anomaly_scores(recon, x, "emission", scale=scale)
 
 
+def test_glow_score_counts_warm_light_and_not_light_clipped_to_white():
+    recon = torch.zeros(2, 3, 8, 8)
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, :, 3, 3] = 1.0                                  # the same excess light in both images
+    scale = torch.full((2, 3, 1, 1), 0.5)
+    # pixel (3, 3) in the image: orange metal (0.95, 0.6, 0.2) and a surface clipped to white (1, 1, 1)
+    shift = torch.tensor([[0.45, 0.1, -0.3], [0.5, 0.5, 0.5]]).view(2, 3, 1, 1)
+    glow = S.anomaly_scores(recon, x, "glow", sigma=0, scale=scale, shift=shift)
+    emission = S.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)
+    image = torch.tensor([0.95, 0.6, 0.2])
+    warmth = 0.95 - 0.2
+    assert glow[0] == pytest.approx(float(((0.5 * image * warmth) ** 2).sum()), rel=1e-5)
+    assert glow[1] == 0.0 and emission[1] > emission[0]   # white light: bright, but not warm
+    with pytest.raises(ValueError, match="scale and shift"):
+        S.anomaly_scores(recon, x, "glow", scale=scale)
+
+
 def test_photometric_views_change_the_light_not_the_scene():
     raw = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.5
     views = training.photometric(raw, torch.Generator().manual_seed(1))
     normalised, _, _ = D.normalise((raw.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
     assert views.shape == raw.shape and not torch.allclose(views, normalised, atol=0.05)
     # a flat grey image stays flat under any global gain: the per-image normalisation undoes it,
-    # and only the lamp's pool of light (on about half the images) leaves a pattern
-    flat = training.photometric(torch.full((64, 3, 8, 8), 0.2), torch.Generator().manual_seed(2))
-    patterned = (flat.flatten(1).std(1) > 1e-3).float().mean()
+    # and only the lamp's pool of light (on about half the images) leaves a pattern, which the
+    # local normalisation flattens as well
+    flat = {mode: training.photometric(torch.full((64, 3, 32, 32), 0.2), torch.Generator().manual_seed(2),
+                                       normalisation=mode) for mode in ("per_image", "local")}
+    patterned = (flat["per_image"].flatten(1).std(1) > 1e-3).float().mean()
     assert 0.2 < patterned < 0.8
+    assert flat["local"].flatten(1).std(1).mean() < 0.5 * flat["per_image"].flatten(1).std(1).mean()
     with pytest.raises(ValueError, match="raw"):
         training.train_autoencoder(raw, raw, np.array([0, 0, 1, 1]), budget=training.Budget(1, None, 1e-3, 2),
                                    views="photometric")
@@ -193,9 +241,12 @@ def test_fast_metrics_match_scikit_learn_and_seeds_intervals_hold_the_mean():
 
 
 def test_lighting_shift_draws_only_unseen_lighting():
-    shift = generate_wells(WellSettings(n_images=12, size=32, seed=5, lighting=SHIFT_LIGHTING,
-                                        lighting_p=(1 / 3, 1 / 3, 1 / 3)), cache=False)
-    assert set(shift.lighting) <= set(SHIFT_LIGHTING) and shift.labels.sum() == 6
+    assert not set(SHIFT_LIGHTING) & set(VAL_SHIFT_LIGHTING)
+    assert not set(SHIFT_LIGHTING + VAL_SHIFT_LIGHTING) & set(LIGHTING)
+    for lighting in (SHIFT_LIGHTING, VAL_SHIFT_LIGHTING):
+        shift = generate_wells(WellSettings(n_images=12, size=32, seed=5, lighting=lighting,
+                                            lighting_p=(1 / 3, 1 / 3, 1 / 3)), cache=False)
+        assert set(shift.lighting) <= set(lighting) and shift.labels.sum() == 6
     with pytest.raises(ValueError, match="lighting"):
         WellSettings(lighting=("candlelight",), lighting_p=(1.0,))
 

@@ -30,6 +30,10 @@ LIGHTING_P = (0.25, 0.15, 0.15, 0.15, 0.15, 0.15)
 # cast; spotlight: one pool of strong light, the rest of the scene dark (a gain that varies
 # across the image, which a per-image normalisation cannot undo).
 SHIFT_LIGHTING = ("overexposed", "dusk", "spotlight")
+# Other lighting the training images never have, for choosing what copes with new lighting on
+# validation (never on the shift test set): a camera flash (bright centre, dark corners), a low
+# lamp on one side (a steep gradient across the scene), and night under sodium lamps.
+VAL_SHIFT_LIGHTING = ("flash", "side_lamp", "night")
 GENERATOR_VERSION = 2   # bump when the drawing changes, so that old caches are not reused
 
 # Colour casts of coloured light (multiplied into the reflected light): sodium, cool LED, green.
@@ -57,10 +61,11 @@ class WellSettings:
         if not 0 < self.min_spill_area <= self.max_spill_area < 1:
             raise ValueError(f"spill areas {self.min_spill_area}..{self.max_spill_area}: "
                              "need 0 < min <= max < 1")
-        unknown = set(self.lighting) - set(LIGHTING + SHIFT_LIGHTING)
+        known = LIGHTING + SHIFT_LIGHTING + VAL_SHIFT_LIGHTING
+        unknown = set(self.lighting) - set(known)
         if unknown or len(self.lighting) != len(self.lighting_p) or abs(sum(self.lighting_p) - 1) > 1e-9:
             raise ValueError(f"lighting {self.lighting} with probabilities {self.lighting_p}: need known "
-                             f"conditions ({', '.join(LIGHTING + SHIFT_LIGHTING)}) and probabilities summing to 1")
+                             f"conditions ({', '.join(known)}) and probabilities summing to 1")
 
 
 @dataclass
@@ -150,6 +155,15 @@ def _draw(rng: np.random.Generator, size: int, spill: bool, settings: WellSettin
         beam = _blob_mask(yy, xx, *rng.uniform(0.3, 0.7, 2), rng.uniform(0.18, 0.3), rng.uniform(0.18, 0.3),
                           rng.uniform(0, np.pi))
         light = light * (rng.uniform(0.35, 0.55) + rng.uniform(1.2, 1.6) * beam)[..., None]
+    elif lighting == "flash":
+        falloff = np.exp(-((yy - 0.5) ** 2 + (xx - 0.5) ** 2) / (2 * rng.uniform(0.25, 0.4) ** 2))
+        light = light * (rng.uniform(0.3, 0.5) + rng.uniform(1.1, 1.5) * falloff)[..., None]
+    elif lighting == "side_lamp":
+        a = rng.uniform(0, 2 * np.pi)
+        along = np.clip(0.5 + (yy - 0.5) * np.sin(a) + (xx - 0.5) * np.cos(a), 0, 1)
+        light = light * (rng.uniform(0.25, 0.4) + rng.uniform(1.3, 1.7) * along ** 2)[..., None]
+    elif lighting == "night":
+        light = light * rng.uniform(0.1, 0.2) * _CASTS[0]
     elif lighting == "bright":
         light = light * rng.uniform(1.25, 1.5)
     elif lighting == "dim":

@@ -1,12 +1,14 @@
 """The wells of the spill task: loading (generator or a photo folder), the stratified split,
-and the per-image normalisation the autoencoder sees."""
+and the normalisation the autoencoder sees."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from torchvision.transforms.functional import gaussian_blur
 
 import config
 from cvtasks.data.folder import scan_image_folder
@@ -49,24 +51,42 @@ def normal_only(indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return indices[labels[indices] == 0]
 
 
-def normalise(images: np.ndarray, mode: str = "per_image") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 (n, H, W, 3) -> float (n, 3, H, W), plus the shift and scale to undo it.
+NORMALISATIONS = ("local", "per_image", "fixed")
 
+
+def normalise(images: np.ndarray, mode: str = "local",
+              sigma: float = 4.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 (n, H, W, 3) -> float (n, 3, H, W), plus the shift and scale to undo it
+    (``normalise_raw`` on the images in [0, 1])."""
+    return normalise_raw(raw_images(images), mode, sigma)
+
+
+def normalise_raw(x: torch.Tensor, mode: str = "local",
+                  sigma: float = 4.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float images (n, 3, H, W) in [0, 1] -> normalised, plus the shift and scale to undo it.
+
+    ``local``: each pixel divided by the light around it (the image blurred with a Gaussian of
+    ``sigma`` pixels, per channel), which cancels the lighting wherever it varies slowly: a
+    global gain, a colour cast, a lamp on one side, a pool of light; a spill, a few pixels of
+    light the scene's lighting does not explain, stays. Shift and scale are then per pixel.
     ``per_image``: each channel divided by its own median in the image (grey-world white
     balance), which cancels a global gain (bright / dim light) and a colour cast, while the
     contrast of what is in the image (a glowing spill, smoke) stays as it is. The median
     rather than the mean, so that a large bright spill does not darken its own image.
     ``fixed``: the same affine map for every image.
     """
-    x = raw_images(images)
-    if mode == "per_image":
+    if mode == "local":
+        k = min(2 * math.ceil(3 * sigma) + 1, 2 * min(x.shape[-2:]) - 1)   # its reflected border fits the image
+        mean = gaussian_blur(x, [k, k], [sigma, sigma]).clamp_min(0.02)
+        std = mean / 2
+    elif mode == "per_image":
         mean = x.flatten(2).median(dim=2).values[..., None, None].clamp_min(0.02)
         std = mean / 2
     elif mode == "fixed":
         mean = torch.full((len(x), 3, 1, 1), 0.5)
         std = torch.full((len(x), 3, 1, 1), 0.25)
     else:
-        raise ValueError(f"normalisation {mode!r}: must be 'per_image' or 'fixed'")
+        raise ValueError(f"normalisation {mode!r}: must be one of {', '.join(NORMALISATIONS)}")
     return (x - mean) / std, mean, std
 
 

@@ -12,11 +12,11 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import config
 from cvtasks.data.wells import WellImages
-from cvtasks.spill.data import Split, normal_only, normalise, raw_images
+from cvtasks.spill.data import NORMALISATIONS, Split, normal_only, normalise, raw_images
 from cvtasks.spill.evaluation import point_metrics
 from cvtasks.spill.scores import SCORES, anomaly_scores
 from cvtasks.spill.thresholds import choose_threshold
-from cvtasks.spill.training import Budget, reconstruct, train_autoencoder
+from cvtasks.spill.training import VIEWS, Budget, reconstruct, train_autoencoder
 
 SIZE_BINS = (0.0, 0.01, 0.03, 1.0)          # spill area (share of pixels): small, medium, large
 SIZE_LABELS = ("small <1%", "medium 1-3%", "large >3%")
@@ -29,34 +29,41 @@ def experiment_variants(cfg: config.SpillConfig) -> list[dict[str, Any]]:
             "normalisation": cfg.normalisation, "augment": cfg.augment}
     changes = [{}, {"depth": cfg.depth - 1}, {"depth": cfg.depth + 1}, {"bottleneck": cfg.bottleneck // 4},
                {"bottleneck": cfg.bottleneck * 4}, {"loss": "l1" if cfg.loss == "mse" else "mse"},
-               {"lr": cfg.lr * 10}, {"normalisation": "fixed"},
-               *({"augment": a} for a in ("none", "dihedral", "photometric") if a != cfg.augment)]
+               {"lr": cfg.lr * 10}, *({"normalisation": n} for n in NORMALISATIONS if n != cfg.normalisation),
+               *({"augment": a} for a in VIEWS if a != cfg.augment)]
     return [{"change": ", ".join(f"{k}={v}" for k, v in c.items()) or "baseline", **base, **c}
             for c in changes if c.get("depth", 1) >= 1 and c.get("bottleneck", 1) >= 1]
 
 
 def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: config.SpillConfig,
-                    *, epochs: int, device: Any = None) -> pd.DataFrame:
+                    *, epochs: int, val_shift: WellImages | None = None, device: Any = None) -> pd.DataFrame:
     """Train each variant on the same split for ``epochs`` (the same short budget for all, so the
-    rows compare with each other, not with the full model); validation and test figures per row."""
+    rows compare with each other, not with the full model); validation and test figures per row,
+    and with ``val_shift`` the TNR on that validation set under new lighting."""
     rows = []
     for v in experiment_variants(cfg):
-        x, shift, scale = normalise(images, v["normalisation"])
+        x, shift, scale = normalise(images, v["normalisation"], cfg.normalisation_sigma)
         train = normal_only(split.train, labels)
         model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], shift[split.val],
                                         budget=Budget(epochs, None, v["lr"], cfg.batch_size), depth=v["depth"],
                                         base=cfg.base_channels, bottleneck=v["bottleneck"], loss=v["loss"],
                                         views=v["augment"], raw_train=raw_images(images[train]),
-                                        score=cfg.score, sigma=cfg.score_sigma,
-                                        seed=cfg.seed, device=device)
+                                        normalisation=v["normalisation"], norm_sigma=cfg.normalisation_sigma,
+                                        score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device)
         s_val, s_test = (anomaly_scores(reconstruct(model, x[i], device=device), x[i], cfg.score, cfg.score_sigma,
                                         scale[i], shift[i]) for i in (split.val, split.test))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # quick runs have too few normal images to bound the rate
             thr = choose_threshold(labels[split.val], s_val, cfg.threshold_policy, cfg.target_fpr, cfg.fpr_confidence)
         m = point_metrics(labels[split.test], s_test, thr)
-        rows.append({**v, "best_epoch": hist.best_epoch, "val_roc_auc": roc_auc_score(labels[split.val], s_val),
-                     **{f"test_{k}": m[k] for k in ("roc_auc", "pr_auc", "tpr", "tnr")}, "seconds": hist.seconds})
+        row = {**v, "best_epoch": hist.best_epoch, "val_roc_auc": roc_auc_score(labels[split.val], s_val)}
+        if val_shift is not None:
+            xs, shift_s, scale_s = normalise(val_shift.images, v["normalisation"], cfg.normalisation_sigma)
+            s_shift = anomaly_scores(reconstruct(model, xs, device=device), xs, cfg.score, cfg.score_sigma, scale_s,
+                                     shift_s)
+            row["val_shift_tnr"] = float(np.mean(s_shift[val_shift.labels == 0] < thr))
+        row.update({f"test_{k}": m[k] for k in ("roc_auc", "pr_auc", "tpr", "tnr")})
+        rows.append({**row, "seconds": hist.seconds})
     return pd.DataFrame(rows).set_index("change").round(3)
 
 
@@ -64,7 +71,7 @@ def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: c
 def design_scores(model: torch.nn.Module, design: WellImages, cfg: config.SpillConfig,
                   device: Any = None) -> dict[str, np.ndarray]:
     """Every score of the autoencoder on the design images."""
-    x, shift, scale = normalise(design.images, cfg.normalisation)
+    x, shift, scale = normalise(design.images, cfg.normalisation, cfg.normalisation_sigma)
     recon = reconstruct(model, x, device=device)
     return {m: anomaly_scores(recon, x, m, cfg.score_sigma, scale, shift) for m in SCORES}
 

@@ -13,6 +13,7 @@ import torch
 from cvtasks.data.wells import (
     CLASSES,
     SHIFT_LIGHTING,
+    VAL_SHIFT_LIGHTING,
     WellImages,
     WellSettings,
     generate_wells,
@@ -35,7 +36,7 @@ from cvtasks.spill.data import (
     to_uint8,
 )
 from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
-from cvtasks.spill.thresholds import POLICIES, choose_threshold
+from cvtasks.spill.thresholds import POLICIES, choose_threshold, false_alarm_bound
 from cvtasks.spill.training import (
     Budget,
     classifier_scores,
@@ -111,7 +112,7 @@ class SpillTask(Task):
         cfg = self.cfg
         data = load_data(cfg)
         split = make_split(data.labels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        x, mean, std = normalise(data.images, cfg.normalisation)
+        x, mean, std = normalise(data.images, cfg.normalisation, cfg.normalisation_sigma)
         self.data_ = Wells(data, split, x, mean, std)
         self.detectors_: dict[str, Detector] = {}
         counts = {part: [int((data.labels[getattr(split, part)] == k).sum()) for k in (0, 1)]
@@ -122,7 +123,7 @@ class SpillTask(Task):
         self.show("data/examples", image_grid(data.images[picks], [f"{CLASSES[data.labels[i]]}\n{data.lighting[i]}"
                                                                    for i in picks], ncols=max(1, len(picks) // 2),
                                               size=1.5))
-        if cfg.normalisation == "per_image":
+        if cfg.normalisation != "fixed":
             self.show("data/normalised", image_grid(to_uint8(x[picks], torch.tensor(0.4), torch.tensor(0.2)),
                                                     [str(data.lighting[i]) for i in picks],
                                                     ncols=max(1, len(picks) // 2), size=1.5))
@@ -152,8 +153,9 @@ class SpillTask(Task):
             model, history = train_autoencoder(
                 w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val], budget=self.budget(),
                 depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck, loss=cfg.loss,
-                views=cfg.augment, raw_train=raw_images(w.data.images[w.ae_train]), score=cfg.score,
-                sigma=cfg.score_sigma, seed=seed, device=self.device)
+                views=cfg.augment, raw_train=raw_images(w.data.images[w.ae_train]), normalisation=cfg.normalisation,
+                norm_sigma=cfg.normalisation_sigma, score=cfg.score, sigma=cfg.score_sigma, seed=seed,
+                device=self.device)
             self.autoencoder_.append(model)
             histories.append(history)
             self.ae_scores_.append(self._all_scores(model))
@@ -197,6 +199,7 @@ class SpillTask(Task):
         self.scores_ = table
         y = w.y("test")
         best = self.detectors_["autoencoder"]
+        self.record({"test/roc_auc_ci_low": best.intervals["roc_auc"].low})   # the issue's key: the mean's interval
         flagged = best.scores[0]["test"] >= best.thresholds[0]
         self.chart("confusion", "autoencoder/confusion", y, flagged.astype(int), list(CLASSES))
         self.chart("roc_pr", "autoencoder/test", y, np.c_[-best.scores[0]["test"], best.scores[0]["test"]],
@@ -278,7 +281,7 @@ class SpillTask(Task):
         sel = idx[chosen]
         recon = reconstruct(self.autoencoder_[0], w.x[sel], device=self.device)
         maps = local_error_map(recon, w.x[sel], method, cfg.score_sigma, w.std[sel], w.mean[sel]).numpy()
-        titles = [f"{w.data.lighting[i]}, score {score[c]:.2f}" for i, c in zip(sel, chosen)]
+        titles = [f"{w.data.lighting[i].replace('_', ' ')}\nscore {score[c]:.2f}" for i, c in zip(sel, chosen)]
         vmax = float(np.quantile(detector.scores[0]["test"], 0.99))
         self.show("maps/error_maps", plots.error_maps(list(w.data.images[sel]), list(maps), titles, thr, vmax, labels))
         self.examples("maps/examples", pd.DataFrame({"group": labels, "lighting": w.data.lighting[sel],
@@ -302,75 +305,111 @@ class SpillTask(Task):
 
     @stage
     def lighting_shift(self) -> pd.DataFrame:
-        """A test set under lighting no training image had: each seed's autoencoder and
-        threshold, unchanged; the false alarms (TNR) and detections (TPR) there, per score."""
+        """Two sets under lighting no training image had, each seed's autoencoder and threshold
+        unchanged: a validation set (flash, side lamp, night), where the normalisation and the
+        score were chosen, and the test set (overexposed, dusk, spotlight), read once after; the
+        false alarms (TNR) and detections (TPR) there, per score."""
         self.require("data", "scores")
         w, cfg = self.data_, self.cfg
         if cfg.photos_dir is not None:
             raise ValueError("the lighting-shift stage draws its images from the generator; with photos_dir "
                              "set, put photos under new lighting in a folder of their own and score them instead")
-        shift = generate_wells(WellSettings(n_images=cfg.shift_images, size=cfg.image_size,
-                                            seed=cfg.seed + 2 * cfg.design_seed_offset, lighting=SHIFT_LIGHTING,
-                                            lighting_p=(1 / 3, 1 / 3, 1 / 3)), cache_dir=cfg.paths.cache)
-        x, mean, std = normalise(shift.images, cfg.normalisation)
-        rows = []
+        shifted = {part: self._shift_set(part) for part in PARTS}
+        normalised = {part: normalise(shift.images, cfg.normalisation, cfg.normalisation_sigma)
+                      for part, shift in shifted.items()}
+        recons = {part: [reconstruct(model, x, device=self.device) for model in self.autoencoder_]
+                  for part, (x, _, _) in normalised.items()}
+        rows, choice = [], {}
         for m in LOCAL_SCORES:
-            name = "autoencoder" if m == cfg.score else f"ae_{m}"
-            d = self.detectors_[name]
-            scores = [anomaly_scores(reconstruct(model, x, device=self.device), x, m, cfg.score_sigma, std, mean)
-                      for model in self.autoencoder_]
-            ivs = E.seeds_intervals(shift.labels, scores, d.thresholds, resamples=cfg.resamples, seed=cfg.seed,
-                                    metrics=("tpr", "tnr"))
-            prefix = "lighting_shift/" + ("" if m == cfg.score else f"{m}/")
-            self.record(ivs["tnr"].items(f"{prefix}test/tnr"))
-            self.record(ivs["tpr"].items(f"{prefix}test/tpr"))
-            rows += self._tnr_by_condition(m, shift.lighting, shift.labels, scores, d.thresholds, unseen=True)
+            chosen = m == cfg.score
+            d = self.detectors_["autoencoder" if chosen else f"ae_{m}"]
+            prefix, infix = ("", "") if chosen else (f"ae_{m}/", f"{m}/")   # of the detector's and the shift's keys
+            choice[m] = {f"val/{k}": self.metrics[f"{prefix}val/{k}_mean"] for k in ("roc_auc", "tpr", "tnr")}
+            for part, shift in shifted.items():
+                x, mean, std = normalised[part]
+                scores = [anomaly_scores(recon, x, m, cfg.score_sigma, std, mean) for recon in recons[part]]
+                ivs = E.seeds_intervals(shift.labels, scores, d.thresholds, resamples=cfg.resamples, seed=cfg.seed,
+                                        metrics=("tpr", "tnr"))
+                for k in ("tnr", "tpr"):
+                    self.record(ivs[k].items(f"lighting_shift/{infix}{part}/{k}"))
+                    choice[m][f"{part} shift/{k}"] = ivs[k].value
+                if chosen:
+                    self.record(self._worst_seed_tnr(f"lighting_shift/{part}", shift.labels, scores, d.thresholds))
+                rows += self._tnr_by_condition(m, shift.lighting, shift.labels, scores, d.thresholds,
+                                               plots.LIGHTING_SETS[part])
             rows += self._tnr_by_condition(m, w.data.lighting[w.split.test], w.y("test"),
-                                           [sc["test"] for sc in d.scores], d.thresholds, unseen=False)
+                                           [sc["test"] for sc in d.scores], d.thresholds,
+                                           plots.LIGHTING_SETS["training"])
         if cfg.augment != "photometric":
-            rows += self._photometric_probe(shift, x, mean, std)
+            rows += self._photometric_probe(shifted, normalised)
         table = pd.DataFrame(rows)
-        for r in table[table.unseen & (table.score == cfg.score)].itertuples():
+        for r in table[(table.lighting == plots.LIGHTING_SETS["test"]) & (table.score == cfg.score)].itertuples():
             self.record({f"lighting_shift/{r.condition}/tnr": r.tnr})
+        self.show("lighting_shift/choice", pd.DataFrame(choice).T.round(3))
         self.show("lighting_shift/tnr", plots.shift_plot(table))
-        self.show("lighting_shift/table", table.pivot(index="condition", columns="score", values="tnr").round(3))
+        self.show("lighting_shift/table", table.pivot_table(index=["lighting", "condition"], columns="score",
+                                                            values="tnr", sort=False).round(3))
         return table
 
-    def _photometric_probe(self, shift: WellImages, x, mean, std) -> list[dict]:
-        """What was tried against the shift: the autoencoder trained (first seed, same budget) on
+    def _shift_set(self, part: str) -> WellImages:
+        """The wells under new lighting: ``val`` (VAL_SHIFT_LIGHTING) or ``test`` (SHIFT_LIGHTING),
+        each its own draw of the generator, apart from the study's images and from each other."""
+        cfg = self.cfg
+        lighting, n, offset = {"val": (VAL_SHIFT_LIGHTING, cfg.val_shift_images, 3),
+                               "test": (SHIFT_LIGHTING, cfg.shift_images, 2)}[part]
+        settings = WellSettings(n_images=n, size=cfg.image_size, seed=cfg.seed + offset * cfg.design_seed_offset,
+                                lighting=lighting, lighting_p=(1 / len(lighting),) * len(lighting))
+        return generate_wells(settings, cache_dir=cfg.paths.cache)
+
+    def _photometric_probe(self, shifted: dict[str, WellImages], normalised: dict[str, tuple]) -> list[dict]:
+        """What was tried against new lighting: the autoencoder trained (first seed, same budget) on
         its normal images under other exposure and lamps. Its threshold comes from validation as
-        always; regular test and shift figures are recorded beside the chosen model's."""
+        always; regular test and both shift sets' figures are recorded beside the chosen model's."""
         w, cfg = self.data_, self.cfg
         s = w.split
         model, _ = train_autoencoder(w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val],
                                      budget=self.budget(), depth=cfg.depth, base=cfg.base_channels,
                                      bottleneck=cfg.bottleneck, loss=cfg.loss, views="photometric",
-                                     raw_train=raw_images(w.data.images[w.ae_train]), score=cfg.score,
-                                     sigma=cfg.score_sigma, seed=cfg.seed, device=self.device)
-        parts = {p: anomaly_scores(reconstruct(model, w.x[getattr(s, p)], device=self.device), w.x[getattr(s, p)],
-                                   cfg.score, cfg.score_sigma, w.std[getattr(s, p)], w.mean[getattr(s, p)])
-                 for p in PARTS}
+                                     raw_train=raw_images(w.data.images[w.ae_train]), normalisation=cfg.normalisation,
+                                     norm_sigma=cfg.normalisation_sigma, score=cfg.score, sigma=cfg.score_sigma,
+                                     seed=cfg.seed, device=self.device)
+
+        def scores(x, mean, std):
+            return anomaly_scores(reconstruct(model, x, device=self.device), x, cfg.score, cfg.score_sigma, std, mean)
+
+        parts = {p: scores(w.x[getattr(s, p)], w.mean[getattr(s, p)], w.std[getattr(s, p)]) for p in PARTS}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             thr = E.thresholds(w.y("val"), [parts["val"]], cfg)[0]
-        regular = E.point_metrics(w.y("test"), parts["test"], thr)
-        shifted = anomaly_scores(reconstruct(model, x, device=self.device), x, cfg.score, cfg.score_sigma, std, mean)
-        probe = E.point_metrics(shift.labels, shifted, thr)
-        self.record({f"photometric/test/{k}": v for k, v in regular.items()})
-        self.record({"lighting_shift/photometric/test/tnr": probe["tnr"],
-                     "lighting_shift/photometric/test/tpr": probe["tpr"]})
-        return self._tnr_by_condition(f"{cfg.score} + photometric views", shift.lighting, shift.labels, [shifted],
-                                      [thr], unseen=True)
-
-    def _tnr_by_condition(self, score, lighting, y, scores, thrs, unseen) -> list[dict]:
+        self.record({f"photometric/test/{k}": v for k, v in E.point_metrics(w.y("test"), parts["test"], thr).items()})
         rows = []
-        for c in np.unique(lighting):
-            normal = (lighting == c) & (y == 0)
+        for part, shift in shifted.items():
+            x, mean, std = normalised[part]
+            probe = scores(x, mean, std)
+            self.record({f"lighting_shift/photometric/{part}/{k}": v
+                         for k, v in E.point_metrics(shift.labels, probe, thr).items() if k in ("tnr", "tpr")})
+            rows += self._tnr_by_condition(f"{cfg.score} + photometric views", shift.lighting, shift.labels, [probe],
+                                           [thr], plots.LIGHTING_SETS[part])
+        return rows
+
+    def _worst_seed_tnr(self, prefix: str, y: np.ndarray, scores, thrs) -> dict[str, float]:
+        """The seed with the most false alarms, and a one-sided 95 % Clopper-Pearson lower bound on
+        its TNR: when no seed flags any normal image, the bootstrap interval collapses to 1."""
+        normal = y == 0
+        worst = max(int(np.sum(s[normal] >= t)) for s, t in zip(scores, thrs))
+        low = 1 - float(false_alarm_bound(worst, int(normal.sum()), 0.95))
+        return {f"{prefix}/worst_seed_false_alarms": worst, f"{prefix}/n_normal": int(normal.sum()),
+                f"{prefix}/worst_seed_tnr_low": low}
+
+    def _tnr_by_condition(self, score, conditions, y, scores, thrs, lighting: str) -> list[dict]:
+        rows = []
+        for c in np.unique(conditions):
+            normal = (conditions == c) & (y == 0)
             if not normal.any():
                 continue
             per_seed = [float(np.mean(s[normal] < t)) for s, t in zip(scores, thrs)]
             iv = seeds_interval(per_seed)
-            rows.append({"score": score, "condition": str(c), "unseen": unseen, "n_normal": int(normal.sum()),
+            rows.append({"score": score, "condition": str(c), "lighting": lighting, "n_normal": int(normal.sum()),
                          "tnr": iv.value, "tnr_low": iv.low, "tnr_high": iv.high})
         return rows
 
@@ -408,11 +447,14 @@ class SpillTask(Task):
         """One change at a time to the autoencoder, each on the same short budget."""
         self.require("data")
         w, cfg = self.data_, self.cfg
+        val_shift = self._shift_set("val") if cfg.photos_dir is None else None
         table = X.run_experiments(w.data.images, w.data.labels, w.split, cfg, epochs=cfg.experiment_epochs,
-                                  device=self.device)
+                                  val_shift=val_shift, device=self.device)
         for change, row in table.iterrows():
             self.record({f"experiments/{slug(change)}/{split}_roc_auc": row[f"{split}_roc_auc"]
                          for split in ("val", "test")})
+            if "val_shift_tnr" in row:
+                self.record({f"experiments/{slug(change)}/val_shift_tnr": row["val_shift_tnr"]})
         self.show("experiments/table", table)
         return table
 

@@ -5,6 +5,7 @@ validation loss, early stopping after ``patience`` epochs without improvement)."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import nn
 from cvtasks.batches import Batches, augment
 from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
 from cvtasks.runtime import seed_everything
+from cvtasks.spill.data import normalise_raw
 from cvtasks.spill.scores import anomaly_scores
 from cvtasks.train import FitOptions, History, accuracy, fit, predict
 
@@ -40,7 +42,8 @@ def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return augment(x, ("dihedral",), gen)
 
 
-def photometric(raw: torch.Tensor, gen: torch.Generator, max_gain: float = 2.5) -> torch.Tensor:
+def photometric(raw: torch.Tensor, gen: torch.Generator, *, normalisation: str = "local", sigma: float = 4.0,
+                max_gain: float = 2.5) -> torch.Tensor:
     """Raw images (B, 3, H, W) in [0, 1] under other light, then normalised as the model sees
     them: a global exposure gain (log-uniform 1/4 .. ``max_gain``, highlights clipped) and, for
     half of them, a smooth pool of light; what a camera's exposure and a lamp change."""
@@ -53,9 +56,7 @@ def photometric(raw: torch.Tensor, gen: torch.Generator, max_gain: float = 2.5) 
     lamp = (torch.rand(b, 1, 1, generator=gen) < 0.5).float()
     field = 1 + lamp * (1.5 * torch.rand(b, 1, 1, generator=gen) * pool
                         - 0.5 * torch.rand(b, 1, 1, generator=gen) * (1 - pool))
-    x = (raw * gain * field[:, None]).clamp(0, 1)
-    median = x.flatten(2).median(dim=2).values[..., None, None].clamp_min(0.02)
-    return (x - median) / (median / 2)   # cvtasks.spill.data.normalise, per_image
+    return normalise_raw((raw * gain * field[:, None]).clamp(0, 1), normalisation, sigma)[0]
 
 
 @torch.no_grad()
@@ -67,15 +68,16 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
 def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
                       val_scale: torch.Tensor | None = None, val_shift: torch.Tensor | None = None, *,
                       budget: Budget, depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
-                      views: str = "none", raw_train: torch.Tensor | None = None, score: str = "emission",
-                      sigma: float = 1.0, seed: int = 42,
+                      views: str = "none", raw_train: torch.Tensor | None = None, normalisation: str = "local",
+                      norm_sigma: float = 4.0, score: str = "glow", sigma: float = 1.0, seed: int = 42,
                       device: str | torch.device | None = None) -> tuple[ConvAutoencoder, History]:
     """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
 
     Each epoch records the loss on the normal validation images (``val/normal_loss``, which picks
     the best epoch: no spill label is needed for it) and the validation ROC-AUC of the anomaly
     score, to watch detection. ``views``: train on turned and mirrored views (``dihedral``), or
-    on the raw images ``raw_train`` under other light (``photometric``).
+    on the raw images ``raw_train`` under other light (``photometric``), normalised as
+    ``normalisation`` and ``norm_sigma`` say (cvtasks.spill.data.normalise_raw).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss {loss!r}: must be one of {', '.join(LOSSES)}")
@@ -95,7 +97,8 @@ def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndar
     if views == "photometric":
         if raw_train is None:
             raise ValueError("photometric views need the raw training images (raw_train)")
-        train = Batches(raw_train, None, budget.batch_size, shuffle=True, seed=seed, transform=photometric)
+        relight = partial(photometric, normalisation=normalisation, sigma=norm_sigma)
+        train = Batches(raw_train, None, budget.batch_size, shuffle=True, seed=seed, transform=relight)
     else:
         train = Batches(x_train, None, budget.batch_size, shuffle=True, seed=seed,
                         transform=_dihedral if views == "dihedral" else None)
