@@ -100,14 +100,20 @@ class _Calibration(CalibrationDataReader):
 
 
 def quantize_int8(fp32: str | Path, int8: str | Path, calibration: np.ndarray) -> Path:
-    """Static INT8 quantisation (QDQ, per-channel weights) calibrated on ``calibration`` images."""
+    """Static INT8 quantisation (QDQ, per-channel weights) calibrated on ``calibration`` images.
+
+    Weights use 7 of their 8 bits (``reduce_range``): onnxruntime's u8 x s8 kernels on x86 CPUs
+    without VNNI (AVX2, plain AVX-512) add pairs of products in 16 bits, which saturate with full-range
+    weights; measured on an AVX2 machine, a small CNN lost 0.83 points of test accuracy that way
+    and none with the reduced range."""
     fp32, int8 = Path(fp32), Path(int8)
     prepared = int8.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     try:
         def write(tmp: Path) -> None:
             quantize_static(str(prepared), str(tmp), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            reduce_range=True)
 
         atomic_write(int8, write)
     finally:
