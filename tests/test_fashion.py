@@ -175,3 +175,43 @@ def test_shirt_recall_correlation_uses_completed_trials_only():
     trials = pd.DataFrame({"state": ["COMPLETE"] * 4 + ["PRUNED"], "value": [0.90, 0.91, 0.92, 0.93, 0.10],
                            "shirt_recall": [0.70, 0.72, 0.71, 0.80, 0.99]})
     assert study.shirt_recall_vs_accuracy(trials) == pytest.approx(0.8)
+
+
+def _schedule_entry(recipe: dict, pred: np.ndarray, flip: np.ndarray, labels: np.ndarray, seconds: float = 60.0):
+    from cvtasks.cache import fingerprint
+
+    return {"recipe": recipe, "history": [{"epoch": 1, "val/acc": 0.5, "seconds": seconds}], "best_epoch": 1,
+            "train_seconds": seconds, "cpu": "test CPU", "date_utc": "2026-01-01T00:00:00Z",
+            "val_labels": fingerprint(labels.tolist()), "val_pred": pred.tolist(), "val_pred_flip": flip.tolist()}
+
+
+def test_schedules_compare_recipes_on_the_same_validation_images_only(tmp_path):
+    from cvtasks.fashion import schedules
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 2000)
+    from cvtasks.data.fashion_mnist import CLASSES as classes
+    final = {f: getattr(config.FashionConfig(), f) for f in training.TRAINING_FIELDS}
+    other = {**final, "augment": "none" if final["augment"] != "none" else "crop"}
+
+    def wrong(share: float) -> np.ndarray:   # predictions with ``share`` of them wrong
+        pred = y.copy()
+        miss = rng.random(len(y)) < share
+        pred[miss] = (y[miss] + 1) % 10
+        return pred
+
+    path = tmp_path / "schedules.json"
+    schedules.record(path, "final", _schedule_entry(final, wrong(0.05), wrong(0.02), y))
+    schedules.record(path, "other", _schedule_entry(other, wrong(0.15), wrong(0.15), y))
+    entries = schedules.record(path, "elsewhere", _schedule_entry(other, wrong(0.0), wrong(0.0), y[::-1]))
+    assert set(schedules.load(path)) == {"final", "other", "elsewhere"}
+
+    table = schedules.comparison(entries, "final", y, list(classes), tta_flip=False, count=300, seed=0)
+    assert list(table.index) == ["final recipe", f"augment={other['augment']}"]   # other labels: left out
+    row = table.loc[f"augment={other['augment']}"]
+    assert row.minus_final == pytest.approx(row.val_acc - table.loc["final recipe", "val_acc"])
+    assert row.minus_final_high < 0 < table.loc["final recipe", "val_acc_high"]
+    assert table.loc["final recipe", "minus_final"] == 0
+    gain = schedules.flip_gain(entries["final"], y, count=300, seed=0)
+    assert gain.low > 0 and gain.value == pytest.approx(0.03, abs=0.015)   # 2 % wrong with flip, 5 % without
+    assert set(schedules.curves(entries, "final")) == {"final recipe", f"augment={other['augment']}"}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cvtasks.fashion import evaluation as E
-from cvtasks.fashion import findings, plots
+from cvtasks.fashion import findings, plots, schedules
 from cvtasks.fashion import study as S
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
 from cvtasks.fashion.training import (
@@ -84,6 +84,9 @@ class FashionTask(Task):
                      "study/best_val_acc_std": float(top.val_acc_std.iloc[0]),
                      "study/config_is_winner": int(all(chosen[k] == best[k] for k in S.SPACE)),
                      "study/shirt_recall_vs_accuracy_spearman": S.shirt_recall_vs_accuracy(trials)})
+        differs = [k for k in S.SPACE if chosen[k] != best[k]]
+        if differs:   # the names only (a metric is a short label); the values are in the table below
+            self.record({"study/config_differs_in": ", ".join(differs)})
         self.show("study/trials", trials.sort_values("value", ascending=False).head(25).round(4))
         self.show("study/top", top.round(4))
         importance, parallel = plots.study_figures(result)
@@ -107,10 +110,32 @@ class FashionTask(Task):
         self.record({"train/seconds": float(meta["train_seconds"]), "train/epochs": len(meta["history"]),
                      "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"])})
         self.tracker.log_history("final", meta["history"])
-        self.show("train/time_to_accuracy", plots.time_to_accuracy({"final recipe": pd.DataFrame(meta["history"])}))
+        self._schedules()
         self.show("train/recipe", pd.Series(recipe(cfg)).astype(str).to_frame("final recipe"))
         self.tracker.log_artifact("fashion-model", "model", [model_path(cfg)], metadata=recipe(cfg))
         return meta
+
+    def _schedules(self) -> None:
+        """The final recipe against the other recipes trained on the full schedule, on the
+        validation images (their entries in schedules.json; this run's entry added), and the
+        test-time flip chosen there."""
+        cfg, d, meta = self.cfg, self.data_, self.meta_
+        path, key = schedules.path_of(cfg), meta["training_key"]
+        entries = schedules.load(path)
+        if entries.get(key, {}).get("train_seconds") != meta["train_seconds"]:   # new, or trained again
+            entries = schedules.record(path, key, schedules.entry(self.model_, meta, d, device=self.device))
+        table = schedules.comparison(entries, key, d.y_val, list(d.classes), tta_flip=cfg.tta_flip,
+                                     count=cfg.resamples, seed=cfg.seed)
+        gain = schedules.flip_gain(entries[key], d.y_val, count=cfg.resamples, seed=cfg.seed)
+        self.record({"train/val_acc": float(table.loc["final recipe", "val_acc"]), "schedules/recipes": len(table),
+                     **gain.items("train/val_flip_gain")})
+        for name, row in table.drop(index="final recipe").iterrows():
+            self.record({f"schedules/{slug(name)}/val_acc": row.val_acc,
+                         f"schedules/{slug(name)}/minus_final": row.minus_final,
+                         f"schedules/{slug(name)}/minus_final_ci_low": row.minus_final_low,
+                         f"schedules/{slug(name)}/minus_final_ci_high": row.minus_final_high})
+        self.show("train/schedules", table.drop(columns="key").round(4))
+        self.show("train/time_to_accuracy", plots.time_to_accuracy(schedules.curves(entries, key)))
 
     @stage
     def evaluate(self) -> pd.DataFrame:

@@ -1,0 +1,126 @@
+"""Full-schedule runs of fashion recipes, kept so that the final recipe is compared with the ones
+it replaced on validation, without retraining them in every report.
+
+The study ranks recipes after a few epochs; what a recipe reaches at the final schedule is
+another question, and one full training costs up to an hour on a 2-core CPU without AMX. So
+every full-schedule training the report makes leaves an entry in reports/fashion/schedules.json,
+keyed by its training key: the recipe, the validation history (for the time-to-accuracy curve),
+where it ran, and its predictions on the validation images, plain and averaged with their mirror
+images. The comparison is a paired bootstrap over those same validation images; the test set is
+never part of it.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+import config
+from cvtasks.cache import fingerprint
+from cvtasks.fashion.data import FashionData
+from cvtasks.fashion.training import TRAINING_FIELDS, predict_proba
+from cvtasks.io import atomic_write_text, metrics_path
+from cvtasks.stats import Interval, bootstrap, paired_difference
+
+
+def path_of(cfg: config.FashionConfig) -> Path:
+    return metrics_path("fashion", cfg.quick, name="schedules", reports_dir=cfg.paths.reports)
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the vector instructions torch uses on it (fp32 results differ
+    slightly between AVX2 and AVX-512 kernels, and so do the seconds)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
+def entry(model: nn.Module, meta: Mapping[str, Any], data: FashionData, device: Any = None) -> dict[str, Any]:
+    """What the comparison needs of one trained recipe: its validation predictions (plain and
+    with test-time flip), its history, and where it ran."""
+    plain, flip = (predict_proba(model, data.x_val, meta["mean"], meta["std"], tta_flip=t, device=device).argmax(1)
+                   for t in (False, True))
+    return {"recipe": {f: meta["config"][f] for f in TRAINING_FIELDS}, "history": list(meta["history"]),
+            "best_epoch": int(meta["best_epoch"]), "train_seconds": float(meta["train_seconds"]),
+            "cpu": cpu_name(), "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "val_labels": fingerprint(np.asarray(data.y_val).tolist()),
+            "val_pred": plain.tolist(), "val_pred_flip": flip.tolist()}
+
+
+def load(path: Path) -> dict[str, dict[str, Any]]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record(path: Path, key: str, item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Add (or replace) one recipe's entry; the others are kept."""
+    entries = load(path)
+    entries[key] = dict(item)
+    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    return entries
+
+
+def comparable(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, Mapping[str, Any]]:
+    """The entries scored on the final recipe's validation images (same labels, same split)."""
+    final = entries[final_key]
+    return {k: e for k, e in entries.items() if e["val_labels"] == final["val_labels"]
+            and all(e["recipe"][f] == final["recipe"][f] for f in ("seed", "train_size", "val_size"))}
+
+
+def _correct(e: Mapping[str, Any], y: np.ndarray, flip: bool) -> np.ndarray:
+    """1.0 where the entry's validation prediction is right, else 0.0."""
+    return (np.asarray(e["val_pred_flip" if flip else "val_pred"]) == y).astype(float)
+
+
+def flip_gain(e: Mapping[str, Any], y: np.ndarray, *, count: int, seed: int) -> Interval:
+    """Validation accuracy with test-time flip minus without, paired over validation images."""
+    a, b = _correct(e, y, True), _correct(e, y, False)
+    return paired_difference(lambda r: a[r].mean(), lambda r: b[r].mean(), len(y), count=count, seed=seed)
+
+
+def label(recipe: Mapping[str, Any], final: Mapping[str, Any]) -> str:
+    """A recipe named by what differs from the final one."""
+    diff = [f"{f}={recipe[f]}" for f in TRAINING_FIELDS if recipe[f] != final[f]]
+    return "final recipe" if not diff else ", ".join(diff)
+
+
+def comparison(entries: Mapping[str, Mapping[str, Any]], final_key: str, y: np.ndarray, classes: list[str], *,
+               tta_flip: bool, count: int, seed: int) -> pd.DataFrame:
+    """Every comparable recipe on the validation images (scored as the final model is served,
+    with or without test-time flip): accuracy with its interval, Shirt precision and recall, the paired
+    difference from the final recipe, its training time and where it ran."""
+    shirt = classes.index("Shirt")
+    final = entries[final_key]
+    mine = _correct(final, y, tta_flip)
+    rows = []
+    for key, e in comparable(entries, final_key).items():
+        ok, pred = _correct(e, y, tta_flip), np.asarray(e["val_pred_flip" if tta_flip else "val_pred"])
+        acc = bootstrap(lambda r: ok[r].mean(), len(y), count=count, seed=seed)
+        diff = paired_difference(lambda r: ok[r].mean(), lambda r: mine[r].mean(), len(y), count=count, seed=seed)
+        rows.append({"recipe": label(e["recipe"], final["recipe"]), "val_acc": acc.value,
+                     "val_acc_low": acc.low, "val_acc_high": acc.high, "minus_final": diff.value,
+                     "minus_final_low": diff.low, "minus_final_high": diff.high,
+                     "shirt_precision": float(ok[pred == shirt].mean()) if (pred == shirt).any() else 0.0,
+                     "shirt_recall": float(ok[y == shirt].mean()), "best_epoch": e["best_epoch"],
+                     "epochs": e["recipe"]["epochs"], "train_seconds": round(e["train_seconds"]),
+                     "cpu": e["cpu"], "key": key})
+    return pd.DataFrame(rows).set_index("recipe").sort_values("val_acc", ascending=False)
+
+
+def curves(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, pd.DataFrame]:
+    """Validation accuracy per epoch of every comparable recipe, for the time-to-accuracy plot."""
+    final = entries[final_key]["recipe"]
+    return {label(e["recipe"], final): pd.DataFrame(e["history"]) for e in comparable(entries, final_key).values()}
