@@ -17,10 +17,10 @@ def _bench(p95_at_300, errors=0.0, rss=120.0):
             "inference_ms": {"onnx_int8": {"batch1_ms": 0.2, "batch32_ms_per_image": 0.1}}}
 
 
-def _soak(p95=40.0, errors=0, slope=1.0):
+def _soak(p95=40.0, errors=0, slope=1.0, rps=100.0):
     windows = [{"t_s": 10.0 * i, "requests": 1000, "errors": 0, "p50_ms": 10, "p95_ms": p95, "p99_ms": p95 * 2,
                 "rss_mb": 150.0, "cpu_percent": 60.0} for i in range(60)]
-    return {"duration_s": 600.0, "load": {"rate": 100.0}, "p95_ms": p95, "errors": errors,
+    return {"duration_s": 600.0, "load": {"rate": 100.0}, "rps": rps, "p95_ms": p95, "errors": errors,
             "rss_slope_mb_per_h": slope, "cpu_percent_of_cores": 30.0, "windows": windows}
 
 
@@ -41,6 +41,9 @@ def test_soak_rows_judge_latency_errors_and_growth():
                                                    "soak: errors (5xx, timeouts, a good image refused)",
                                                    "soak: memory growth after warm-up (MB per hour, least squares)"}
     assert good.loc[drift, "measured"] == 0.0
+    growth = "soak: memory growth after warm-up (MB per hour, least squares)"
+    overloaded = summary.slo_table(_bench(80), _soak(p95=9000, errors=500, slope=-250, rps=74))
+    assert overloaded.loc[growth, "met"] == "-"   # RSS followed a request queue: no verdict either way
     assert summary.soak_figure(_soak()).axes[0].get_ylabel() == "latency (ms)"
 
 
