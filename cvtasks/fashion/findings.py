@@ -90,9 +90,10 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                    f"images): the final recipe reaches {m['train/val_acc']:.4f}"
                    + (("; the other recipes in schedules.json (epochs in the table): "
                        + ", ".join(versus(n) for n in others)) if others else "")
-                   + f". Test-time flip changes its validation accuracy by {ci4(m, 'train/val_flip_gain')}: "
-                   + ("adopted" if cfg.tta_flip else "not adopted") + " (the rule: only when the interval is above 0, "
-                   "as it doubles the inference).")
+                   + ". The rule, fixed before the comparison: a change to the study's winner is adopted only when "
+                   "the interval of its gain lies above 0. Test-time flip, which doubles the inference, likewise: it "
+                   f"changes the final model's validation accuracy by {ci4(m, 'train/val_flip_gain')}, so it is "
+                   + ("adopted." if cfg.tta_flip else "not adopted."))
     if "train/seconds" in m:
         budget = config.FASHION_TRAIN_BUDGET_S
         out.append(f"- **Training time**: {m['train/seconds']:.0f} s on this 2-core CPU "
