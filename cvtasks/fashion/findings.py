@@ -81,10 +81,10 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
         others = sorted({k.split("/")[1] for k in m if k.startswith("schedules/") and k.endswith("/minus_final")})
 
         def versus(name: str) -> str:
-            lo, hi = m[f"schedules/{name}/minus_final_ci_low"], m[f"schedules/{name}/minus_final_ci_high"]
+            key = f"schedules/{name}/minus_final"
+            same = m[key + "_ci_low"] <= 0 <= m[key + "_ci_high"]
             return (f"`{name}` {m[f'schedules/{name}/val_acc']:.4f} (minus the final recipe: "
-                    f"{m[f'schedules/{name}/minus_final']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
-                    f"{', no difference' if lo <= 0 <= hi else ''})")
+                    f"{ci(m, key, '+.4f')}{', no difference' if same else ''})")
 
         out.append(f"- **At the full schedule, on validation** (paired over the {int(m.get('data/val', 0))} validation "
                    f"images): the final recipe reaches {m['train/val_acc']:.4f}"

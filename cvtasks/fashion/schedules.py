@@ -28,7 +28,7 @@ from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData
 from cvtasks.fashion.training import TRAINING_FIELDS, predict_proba
 from cvtasks.io import atomic_write_text, metrics_path
-from cvtasks.stats import Interval, bootstrap, paired_difference
+from cvtasks.stats import Interval, mean_interval, paired_difference
 
 
 def path_of(cfg: config.FashionConfig) -> Path:
@@ -80,9 +80,13 @@ def comparable(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict
             and all(e["recipe"][f] == final["recipe"][f] for f in ("seed", "train_size", "val_size"))}
 
 
+def _pred(e: Mapping[str, Any], flip: bool) -> np.ndarray:
+    return np.asarray(e["val_pred_flip" if flip else "val_pred"])
+
+
 def _correct(e: Mapping[str, Any], y: np.ndarray, flip: bool) -> np.ndarray:
     """1.0 where the entry's validation prediction is right, else 0.0."""
-    return (np.asarray(e["val_pred_flip" if flip else "val_pred"]) == y).astype(float)
+    return (_pred(e, flip) == y).astype(float)
 
 
 def flip_gain(e: Mapping[str, Any], y: np.ndarray, *, count: int, seed: int) -> Interval:
@@ -107,8 +111,8 @@ def comparison(entries: Mapping[str, Mapping[str, Any]], final_key: str, y: np.n
     mine = _correct(final, y, tta_flip)
     rows = []
     for key, e in comparable(entries, final_key).items():
-        ok, pred = _correct(e, y, tta_flip), np.asarray(e["val_pred_flip" if tta_flip else "val_pred"])
-        acc = bootstrap(lambda r: ok[r].mean(), len(y), count=count, seed=seed)
+        ok, pred = _correct(e, y, tta_flip), _pred(e, tta_flip)
+        acc = mean_interval(ok, count=count, seed=seed)
         diff = paired_difference(lambda r: ok[r].mean(), lambda r: mine[r].mean(), len(y), count=count, seed=seed)
         rows.append({"recipe": label(e["recipe"], final["recipe"]), "val_acc": acc.value,
                      "val_acc_low": acc.low, "val_acc_high": acc.high, "minus_final": diff.value,
