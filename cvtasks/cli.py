@@ -32,10 +32,35 @@ def _quick(args: argparse.Namespace) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"paths": config.Paths.under(args.out, cache=config.CACHE_DIR)} if args.out else {}
+    if args.retrain:
+        if args.task != "fashion":
+            print("--retrain is for the fashion task (its weights are committed)", file=sys.stderr)
+            return 2
+        overrides["retrain"] = True
     task = task_class(args.task)(config.get(args.task, quick=_quick(args), **overrides), caller="cli")
     metrics = task.run()
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"wrote {task.metrics_file}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one fashion recipe (the default, or a long-schedule candidate) and write its
+    checkpoint and training record; needs only torch, so it runs as it is on an accelerator."""
+    from cvtasks.fashion.data import prepare_data
+    from cvtasks.fashion.training import model_path, train_final
+
+    quick = _quick(args)
+    overrides = {k: v for k, v in (config.FASHION_CANDIDATES[args.candidate] if args.candidate else {}).items()
+                 if not (quick and k in config.FashionConfig.QUICK)}   # quick mode keeps its small sizes
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    cfg = config.get("fashion", quick=quick, **overrides)
+    checkpoint = args.out / f"model-{args.candidate or 'default'}-{cfg.seed}.pt" if args.out else model_path(cfg)
+    _, meta = train_final(cfg, prepare_data(cfg), checkpoint, reuse=False)
+    best = meta["history"][meta["best_epoch"] - 1]
+    print(f"{args.candidate or 'default'} seed {cfg.seed}: val/acc {best['val/acc']:.4f} at epoch {meta['best_epoch']}, "
+          f"{meta['train_seconds']:.0f} s on {meta['device']}; wrote {checkpoint}")
     return 0
 
 
@@ -218,7 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="small sizes and few epochs (minutes on a CPU)")
     run.add_argument("--out", type=Path, help="write reports/, models/, runs/ and wandb/ under this folder "
                                               "instead of the repository (the feature cache stays shared)")
+    run.add_argument("--retrain", action="store_true",
+                     help="fashion: train the default recipe again instead of reusing weights/fashion/model.pt")
     run.set_defaults(func=cmd_run)
+
+    train = sub.add_parser("train", help="train one fashion recipe: the default, or a long-schedule candidate "
+                                         "(config.FASHION_CANDIDATES); CUDA when there is one")
+    train.add_argument("task", choices=["fashion"])
+    train.add_argument("--candidate", choices=list(config.FASHION_CANDIDATES), help="default: the default recipe")
+    train.add_argument("--seed", type=int, help="default: the config's seed")
+    train.add_argument("--out", type=Path, help="folder for model-<candidate>-<seed>.pt and .json "
+                                                "(default: the recipe's own path)")
+    train.add_argument("--quick", action="store_true", help="small sizes and few epochs")
+    train.set_defaults(func=cmd_train)
 
     report = sub.add_parser("report", help="execute the notebooks (full: outputs in place + HTML in reports/)")
     report.add_argument("tasks", nargs="*", metavar="task",

@@ -12,18 +12,16 @@ reviewer can filter. History holds only training curves, each model on its own s
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import config
+from cvtasks.provenance import file_sha256, git_commit
 
 MODE_ENV = "CVTASKS_WANDB"
 MODES = ("online", "offline", "disabled")
@@ -40,20 +38,6 @@ def wandb_mode() -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The checkout's short commit, with ``-dirty`` when files differ from it; ``unknown``
-    outside a git checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=config.ROOT, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=config.ROOT,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
-
-
 def _plain(value: Any) -> Any:
     """Config values W&B can store (paths and tuples as plain types)."""
     if isinstance(value, Path):
@@ -63,14 +47,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Tracker:

@@ -50,7 +50,7 @@ def test_soak_rows_judge_latency_errors_and_growth():
 def test_a_bench_of_another_model_is_flagged(tmp_path):
     model = tmp_path / "model.int8.onnx"
     model.write_bytes(b"model a")
-    from cvtasks.tracking import file_sha256
+    from cvtasks.provenance import file_sha256
 
     assert summary.stale({"model_sha256": file_sha256(model)}, model) is None
     assert "another model" in summary.stale({"model_sha256": "0" * 64}, model)

@@ -11,16 +11,13 @@ never part of it.
 """
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 import config
@@ -28,25 +25,12 @@ from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData
 from cvtasks.fashion.training import TRAINING_FIELDS, predict_proba
 from cvtasks.io import atomic_write_text, metrics_path
+from cvtasks.provenance import cpu_name, utc_now
 from cvtasks.stats import Interval, mean_interval, paired_difference
 
 
 def path_of(cfg: config.FashionConfig) -> Path:
     return metrics_path("fashion", cfg.quick, name="schedules", reports_dir=cfg.paths.reports)
-
-
-def cpu_name() -> str:
-    """The CPU's model name and the vector instructions torch uses on it (fp32 results differ
-    slightly between AVX2 and AVX-512 kernels, and so do the seconds)."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def entry(model: nn.Module, meta: Mapping[str, Any], data: FashionData, device: Any = None) -> dict[str, Any]:
@@ -56,7 +40,7 @@ def entry(model: nn.Module, meta: Mapping[str, Any], data: FashionData, device: 
                    for t in (False, True))
     return {"recipe": {f: meta["config"][f] for f in TRAINING_FIELDS}, "history": list(meta["history"]),
             "best_epoch": int(meta["best_epoch"]), "train_seconds": float(meta["train_seconds"]),
-            "cpu": cpu_name(), "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cpu": meta.get("device") or cpu_name(), "date_utc": utc_now(),
             "val_labels": fingerprint(np.asarray(data.y_val).tolist()),
             "val_pred": plain.tolist(), "val_pred_flip": flip.tolist()}
 

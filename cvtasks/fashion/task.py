@@ -105,7 +105,8 @@ class FashionTask(Task):
         reused when the recipe is unchanged; validation accuracy against training seconds."""
         self.require("data")
         cfg = self.cfg
-        self.model_, self.meta_ = train_final(cfg, self.data_, model_path(cfg), device=self.device)
+        self.model_, self.meta_ = train_final(cfg, self.data_, model_path(cfg), device=self.device,
+                                              reuse=not cfg.retrain)
         meta = self.train_ = self.meta_
         self.record({"train/seconds": float(meta["train_seconds"]), "train/epochs": len(meta["history"]),
                      "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"])})

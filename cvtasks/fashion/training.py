@@ -10,6 +10,7 @@ image and its mirror image (test-time flip).
 """
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import fields
@@ -25,7 +26,9 @@ import config
 from cvtasks.batches import Batches, augment
 from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData
+from cvtasks.io import atomic_write_text
 from cvtasks.models.fashion_nets import count_parameters, create_fashion_net
+from cvtasks.provenance import device_name, file_sha256, git_commit, utc_now
 from cvtasks.runtime import pick_device, seed_everything
 from cvtasks.train import (
     FitOptions,
@@ -105,6 +108,8 @@ def train_model(data: FashionData, cfg: config.FashionConfig, *, device: Any = N
     averaged weights of the last quarter of the epochs)."""
     seed_everything(cfg.seed)
     device = pick_device(device)
+    if device.type == "cuda":   # fixed input shapes: let cuDNN pick the fastest convolution once
+        torch.backends.cudnn.benchmark = True
     mean, std = data.mean_std
     model = create_fashion_net(cfg.model, len(data.classes), dropout=cfg.dropout, batchnorm=cfg.batchnorm,
                                width=cfg.width, depth=cfg.depth).to(memory_format=torch.channels_last)
@@ -146,18 +151,24 @@ def export_dir(cfg: config.FashionConfig) -> Path:
 
 
 def model_path(cfg: config.FashionConfig) -> Path:
-    """``models/fashion/model.pt`` for the default (full) recipe; any other recipe (quick mode, a
-    study's run) gets its own file beside it, so that it never overwrites the full model."""
-    folder = cfg.paths.models / "fashion"
+    """``weights/fashion/model.pt`` (committed, with its training record) for the default (full)
+    recipe; any other recipe (quick mode, a study's run, a candidate) gets its own file under
+    ``models/fashion/``, so that it never overwrites the committed model."""
     if training_key(cfg) == training_key(config.FashionConfig()):
-        return folder / "model.pt"
-    return folder / f"model-{training_key(cfg)}.pt"
+        return config.WEIGHTS_DIR / "fashion" / "model.pt"
+    return cfg.paths.models / "fashion" / f"model-{training_key(cfg)}.pt"
+
+
+def record_path(checkpoint: str | Path) -> Path:
+    """The training record beside a checkpoint: ``model.pt`` -> ``model.json``."""
+    return Path(checkpoint).with_suffix(".json")
 
 
 def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | Path | None = None, *,
                 device: Any = None, reuse: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """Train (or reuse, when its recipe is unchanged) the model saved at ``checkpoint``, with
-    what a service needs: class names, normalisation, architecture, and the training history."""
+    what a service needs: class names, normalisation, architecture, and the training history.
+    A new training also writes its record beside the checkpoint (``record_path``)."""
     checkpoint = Path(checkpoint or model_path(cfg))
     key = training_key(cfg)
     if reuse and checkpoint.exists():
@@ -168,6 +179,7 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
         else:
             if meta.get("training_key") == key:
                 return model, meta
+    device = pick_device(device)
     model, history = train_model(data, cfg, device=device)
     mean, std = data.mean_std
     meta = {"training_key": key, "classes": list(data.classes), "mean": mean, "std": std, "input_size": 28,
@@ -175,9 +187,20 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
                      "batchnorm": cfg.batchnorm},
             "config": {f: getattr(cfg, f) for f in TRAINING_FIELDS}, "history": history.epochs,
             "best_epoch": history.best_epoch, "train_seconds": history.seconds, "parameters": count_parameters(model),
-            "tta_flip": cfg.tta_flip}
+            "tta_flip": cfg.tta_flip, "device": device_name(device), "git_commit": git_commit(),
+            "date_utc": utc_now()}
     save_checkpoint(checkpoint, model, **meta)
+    write_record(checkpoint, meta)
     return model, meta
+
+
+def write_record(checkpoint: Path, meta: dict[str, Any]) -> Path:
+    """The training record a committed checkpoint carries: recipe, commit, device, seconds,
+    validation history and the checkpoint's SHA-256 (so a reader can tell it is these weights)."""
+    keep = ("training_key", "config", "device", "git_commit", "date_utc", "train_seconds", "best_epoch",
+            "parameters", "history")
+    record = {k: meta[k] for k in keep} | {"checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)}
+    return atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1) + "\n")
 
 
 def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -283,7 +283,7 @@ def stamp(model: Path, load: dict[str, Any]) -> dict[str, Any]:
     import datetime
     import os
 
-    from cvtasks.tracking import file_sha256, git_commit
+    from cvtasks.provenance import file_sha256, git_commit
 
     return {"model_name": model.name, "model_sha256": file_sha256(model), "git_commit": git_commit(),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -120,7 +120,7 @@ def rss_drift_mb(soak: dict[str, Any]) -> float:
 
 def stale(bench: dict[str, Any], model: Path) -> str | None:
     """Why a bench file does not describe ``model`` (None when it does)."""
-    from cvtasks.tracking import file_sha256
+    from cvtasks.provenance import file_sha256
 
     if "model_sha256" not in bench:
         return "the file carries no model stamp"
