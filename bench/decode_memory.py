@@ -43,7 +43,7 @@ def main() -> None:
 
     def one(i: int) -> None:
         try:
-            decode(uploads[i % len(uploads)].data, serve.max_image_pixels)
+            decode(uploads[i % len(uploads)].data, serve.max_image_pixels, serve.decode_draft_side)
         except ImageError:
             pass   # the bad uploads, as in the soak
 

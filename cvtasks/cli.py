@@ -110,7 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     quick = _quick(args)
     overrides = {k: v for k, v in {"backend": args.backend, "model_path": args.model, "host": args.host,
                                    "port": args.port, "threads": args.threads, "max_batch": args.max_batch,
-                                   "max_wait_ms": args.max_wait_ms, "workers": args.workers}.items() if v is not None}
+                                   "max_wait_ms": args.max_wait_ms, "workers": args.workers,
+                                   "decode_draft_side": args.decode_draft_side}.items() if v is not None}
     settings = config.get("serve", quick=quick, **overrides)
     if not settings.model_path.exists():
         print(f"no model at {settings.model_path}: run `python -m cvtasks export"
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=int, help="micro-batch size (1: no batching)")
     serve.add_argument("--max-wait-ms", type=float, help="how long a micro-batch waits to fill")
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve.add_argument("--decode-draft-side", type=int,
+                       help="JPEGs decoded at reduced scale, longest side >= this many px (0: full decode)")
     serve.add_argument("--quick", action="store_true", help="serve the quick model")
     serve.set_defaults(func=cmd_serve)
 

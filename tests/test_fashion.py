@@ -137,9 +137,10 @@ def test_dvc_pipeline_from_a_fresh_clone(tmp_path):
     assert "scripts/python -m cvtasks study fashion" in dry.stdout
     assert "scripts/python -m cvtasks run fashion" in dry.stdout
     config_py = repo / "config.py"
-    config_py.write_text(config_py.read_text().replace("    epochs: int = 20", "    epochs: int = 21", 1))
+    epochs = config.FashionConfig.epochs
+    config_py.write_text(config_py.read_text().replace(f"    epochs: int = {epochs}", f"    epochs: int = {epochs + 1}", 1))
     diff = subprocess.run(dvc + ["params", "diff", "--all"], cwd=repo, capture_output=True, text=True)
-    assert diff.returncode == 0 and "FashionConfig.epochs" in diff.stdout and "21" in diff.stdout, diff.stdout
+    assert diff.returncode == 0 and "FashionConfig.epochs" in diff.stdout and str(epochs + 1) in diff.stdout, diff.stdout
 
 
 def test_unreadable_checkpoint_is_retrained_and_saved_with_its_metadata(tmp_path, monkeypatch, capsys):

@@ -35,16 +35,23 @@ def study_figures(study):
 
 
 def time_to_accuracy(curves: Mapping[str, pd.DataFrame]):
-    """Validation accuracy against training seconds (CPU), one line per recipe."""
+    """Validation accuracy against CPU seconds, one line per recipe: measured for runs on this
+    kind of CPU (solid), estimated for GPU runs from their epochs and the CPU seconds per epoch
+    measured for that recipe (dashed); runs without a CPU figure are left out."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, frame in curves.items():
-        ax.plot(frame["seconds"], frame["val/acc"], marker="o", ms=3, label=name)
-    ax.set_xlabel("training seconds on this CPU")
+        if "cpu_seconds" not in frame:
+            continue
+        estimated = bool(frame["cpu_estimated"].iloc[0])
+        ax.plot(frame["cpu_seconds"] / 3600, frame["val/acc"], ls="--" if estimated else "-", lw=1.2,
+                label=f"{name}{' (CPU time estimated)' if estimated else ''}")
+    ax.set_xlabel("training hours on a 2-core CPU")
     ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0.88, 0.965)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

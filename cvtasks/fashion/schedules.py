@@ -33,6 +33,12 @@ def path_of(cfg: config.FashionConfig) -> Path:
     return metrics_path("fashion", cfg.quick, name="schedules", reports_dir=cfg.paths.reports)
 
 
+def entry_key(meta: Mapping[str, Any]) -> str:
+    """An entry's key: the training key and the kind of device it trained on (one recipe trained
+    on a CPU and on a GPU gives two runs; checkpoints without a device stamp predate GPU runs)."""
+    return f"{meta['training_key']}@{'cuda' if 'CUDA' in meta.get('device', '') else 'cpu'}"
+
+
 def entry(model: nn.Module, meta: Mapping[str, Any], data: FashionData, device: Any = None) -> dict[str, Any]:
     """What the comparison needs of one trained recipe: its validation predictions (plain and
     with test-time flip), its history, and where it ran."""
@@ -79,10 +85,23 @@ def flip_gain(e: Mapping[str, Any], y: np.ndarray, *, count: int, seed: int) -> 
     return paired_difference(lambda r: a[r].mean(), lambda r: b[r].mean(), len(y), count=count, seed=seed)
 
 
-def label(recipe: Mapping[str, Any], final: Mapping[str, Any]) -> str:
-    """A recipe named by what differs from the final one."""
-    diff = [f"{f}={recipe[f]}" for f in TRAINING_FIELDS if recipe[f] != final[f]]
+def label(recipe: Mapping[str, Any], final: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """A recipe named by what differs from the final one (``skip``: fields left out of the name)."""
+    diff = [f"{f}={recipe[f]}" for f in TRAINING_FIELDS if f not in skip and recipe[f] != final[f]]
     return "final recipe" if not diff else ", ".join(diff)
+
+
+def _device_kind(e: Mapping[str, Any]) -> str:
+    return "GPU" if "CUDA" in e["cpu"] else "CPU"
+
+
+def names(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, str]:
+    """Each comparable entry's label; where one recipe ran on a CPU and a GPU, the device is added."""
+    final = entries[final_key]["recipe"]
+    chosen = comparable(entries, final_key)
+    plain = {k: label(e["recipe"], final) for k, e in chosen.items()}
+    twice = {n for n in plain.values() if list(plain.values()).count(n) > 1}
+    return {k: f"{n} ({_device_kind(chosen[k])})" if n in twice else n for k, n in plain.items()}
 
 
 def comparison(entries: Mapping[str, Mapping[str, Any]], final_key: str, y: np.ndarray, classes: list[str], *,
@@ -94,11 +113,12 @@ def comparison(entries: Mapping[str, Mapping[str, Any]], final_key: str, y: np.n
     final = entries[final_key]
     mine = _correct(final, y, tta_flip)
     rows = []
-    for key, e in comparable(entries, final_key).items():
+    for key, name in names(entries, final_key).items():
+        e = entries[key]
         ok, pred = _correct(e, y, tta_flip), _pred(e, tta_flip)
         acc = mean_interval(ok, count=count, seed=seed)
         diff = paired_difference(lambda r: ok[r].mean(), lambda r: mine[r].mean(), len(y), count=count, seed=seed)
-        rows.append({"recipe": label(e["recipe"], final["recipe"]), "val_acc": acc.value,
+        rows.append({"recipe": name, "val_acc": acc.value,
                      "val_acc_low": acc.low, "val_acc_high": acc.high, "minus_final": diff.value,
                      "minus_final_low": diff.low, "minus_final_high": diff.high,
                      "shirt_precision": float(ok[pred == shirt].mean()) if (pred == shirt).any() else 0.0,
@@ -109,6 +129,33 @@ def comparison(entries: Mapping[str, Mapping[str, Any]], final_key: str, y: np.n
 
 
 def curves(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, pd.DataFrame]:
-    """Validation accuracy per epoch of every comparable recipe, for the time-to-accuracy plot."""
+    """Validation accuracy per epoch of every comparable recipe, for the time-to-accuracy plot:
+    ``seconds`` as trained (on its own device) and ``cpu_seconds``, on a CPU: the seconds of a
+    CPU run, or for a GPU run its epochs times the CPU seconds per epoch measured for that recipe
+    (``cpu_epoch_seconds``, bench/fashion_epoch_cost.py), when measured."""
+    out = {}
+    for key, name in names(entries, final_key).items():
+        e = entries[key]
+        frame = pd.DataFrame(e["history"])
+        if _device_kind(e) == "CPU":
+            frame["cpu_seconds"], frame["cpu_estimated"] = frame["seconds"], False
+        elif e.get("cpu_epoch_seconds"):
+            frame["cpu_seconds"], frame["cpu_estimated"] = frame["epoch"] * e["cpu_epoch_seconds"], True
+        out[name] = frame
+    return out
+
+
+def seed_spread(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> pd.DataFrame:
+    """Each recipe over its seeds (each seed draws its own validation hold-out, so the spread
+    includes the split): runs, mean, lowest and highest validation accuracy at the kept epoch."""
     final = entries[final_key]["recipe"]
-    return {label(e["recipe"], final): pd.DataFrame(e["history"]) for e in comparable(entries, final_key).values()}
+    rows = []
+    for e in entries.values():
+        r = e["recipe"]
+        if r["train_size"] != final["train_size"] or r["val_size"] != final["val_size"]:
+            continue
+        name = f"{label(r, final, skip=('seed',))} ({_device_kind(e)})"
+        rows.append({"recipe": name, "seed": r["seed"], "val_acc": e["history"][e["best_epoch"] - 1]["val/acc"]})
+    table = pd.DataFrame(rows).groupby("recipe").val_acc.agg(seeds="count", val_acc_mean="mean", val_acc_min="min",
+                                                                 val_acc_max="max")
+    return table.sort_values("val_acc_mean", ascending=False)

@@ -121,7 +121,7 @@ class FashionTask(Task):
         validation images (their entries in schedules.json; this run's entry added), and the
         test-time flip chosen there."""
         cfg, d, meta = self.cfg, self.data_, self.meta_
-        path, key = schedules.path_of(cfg), meta["training_key"]
+        path, key = schedules.path_of(cfg), schedules.entry_key(meta)
         entries = schedules.load(path)
         if entries.get(key, {}).get("train_seconds") != meta["train_seconds"]:   # new, or trained again
             entries = schedules.record(path, key, schedules.entry(self.model_, meta, d, device=self.device))

@@ -254,8 +254,8 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
         data = await upload.read()
         try:
             if len(data) > INLINE_DECODE_BYTES:
-                return await run_in_threadpool(decode, data, settings.max_image_pixels)
-            return decode(data, settings.max_image_pixels)
+                return await run_in_threadpool(decode, data, settings.max_image_pixels, settings.decode_draft_side)
+            return decode(data, settings.max_image_pixels, settings.decode_draft_side)
         except ImageError as err:
             raise ImageError(err.status, err.code, where + err.message) from None
 

@@ -6,9 +6,15 @@ side to 28 px, centring, and negating intensities. An upload goes the same way: 
 (RGB, RGBA, L, P, CMYK, 16-bit) to grey; a light-background photo (the border brighter than
 mid-grey) is negated; the longest side fitted to 28 px on a black canvas. A 28x28 image that
 already looks like Fashion-MNIST comes out exactly as in training (a test checks this).
+
+Decoded at the size the model needs: a JPEG is decoded straight to grey at the smallest DCT
+scale (1/2, 1/4 or 1/8, libjpeg's ``draft`` mode) whose longest side is still at least
+``draft_side`` pixels, so a phone photo never becomes a full-size array; the pixel limit is
+checked on the header and the byte limit on the request, both before any decoding.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,12 +88,22 @@ def _fit(grey: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Bytes of a PNG/JPEG/WebP/GIF (first frame) -> a (28, 28) float32 array in [0, 1]."""
+def draft_box(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The (width, height) a JPEG may be reduced to while its longest side keeps ``side`` px."""
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))
+
+
+def decode(data: bytes, max_pixels: int, draft_side: int = 0) -> np.ndarray:
+    """Bytes of a PNG/JPEG/WebP/GIF (first frame) -> a (28, 28) float32 array in [0, 1].
+    ``draft_side`` > 0: JPEGs decoded at reduced scale, longest side >= it (0: full size)."""
     image = _open(data, max_pixels)
     try:
         with decoding_guard():
             image.seek(0)  # the first frame of an animation
+            if draft_side and image.format == "JPEG" and max(image.size) > draft_side:
+                image.draft("L", draft_box(image.size, draft_side))
             image = ImageOps.exif_transpose(image)
             image.load()
             grey = _to_grey(image)

@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 
 import config
-from cvtasks.serve.uploads import Upload, product_uploads, small_png
+from cvtasks.serve.uploads import Upload, kind_uploads, product_uploads, small_png
 
 HOST = "127.0.0.1"
 
@@ -46,14 +46,15 @@ class Server:
 
 
 def start_server(backend: str, model: Path, log: Path, *, max_batch: int, threads: int, workers: int = 1,
-                 timeout_s: float = 60.0) -> Server:
-    """Start ``python -m cvtasks serve`` on a free loopback port and wait for /health/ready."""
+                 draft_side: int | None = None, timeout_s: float = 60.0) -> Server:
+    """Start ``python -m cvtasks serve`` on a free loopback port and wait for /health/ready
+    (``draft_side`` None: the configured JPEG decoding)."""
     import urllib.request
 
     port = free_port()
     cmd = [sys.executable, "-m", "cvtasks", "serve", "--backend", backend, "--model", str(model),
            "--host", HOST, "--port", str(port), "--max-batch", str(max_batch), "--threads", str(threads),
-           "--workers", str(workers)]
+           "--workers", str(workers)] + ([] if draft_side is None else ["--decode-draft-side", str(draft_side)])
     start = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=config.ROOT)
@@ -262,6 +263,46 @@ def measure_service(backend: str, model: Path, uploads: list[Upload], settings: 
             "graceful_shutdown": graceful, "runs": runs}
 
 
+def _decode_cpu_ms(uploads: list[Upload], max_pixels: int, draft_side: int) -> tuple[np.ndarray, float]:
+    """The decoded inputs and the CPU milliseconds per decode, in this process."""
+    from cvtasks.serve.imaging import decode
+
+    start = time.process_time()
+    arrays = np.stack([decode(u.data, max_pixels, draft_side) for u in uploads])
+    return arrays, 1000 * (time.process_time() - start) / len(uploads)
+
+
+def upload_kind_table(items: np.ndarray, settings: config.ServeConfig, log_dir: Path, seed: int) -> list[dict[str, Any]]:
+    """Each upload kind (ServeConfig.upload_kinds) decoded in full and at reduced scale: the CPU
+    per decode in process, whether the INT8 model predicts the same class from both, and the
+    server's CPU per request (closed loop, two in flight) with each decoding."""
+    from cvtasks.serve.backends import OnnxClassifier
+
+    clf = OnnxClassifier(settings.model_path, threads=settings.threads)
+    uploads = {kind[0]: kind_uploads(items, kind, settings.kind_photos, seed) for kind in settings.upload_kinds}
+    rows = {name: {"kind": name, "mean_kb": round(float(np.mean([len(u.data) for u in ups])) / 1024, 1)}
+            for name, ups in uploads.items()}
+    for name, ups in uploads.items():
+        full, rows[name]["decode_ms_full"] = _decode_cpu_ms(ups, settings.max_image_pixels, 0)
+        draft, rows[name]["decode_ms_draft"] = _decode_cpu_ms(ups, settings.max_image_pixels, settings.decode_draft_side)
+        agree = clf.predict(full[:, None]).argmax(1) == clf.predict(draft[:, None]).argmax(1)
+        rows[name]["same_class"] = round(float(agree.mean()), 4)
+    for label, side in (("full", 0), ("draft", settings.decode_draft_side)):
+        server = start_server("onnx", settings.model_path, log_dir / f"server-kinds-{label}.log",
+                              max_batch=settings.max_batch, threads=settings.threads, draft_side=side)
+        sampler = ResourceSampler(server.process.pid)
+        try:
+            for name, ups in uploads.items():
+                run = drive(server, sampler, ups, rate=None, concurrency=2, seconds=settings.kind_seconds,
+                            max_requests=settings.kind_requests).summary()
+                rows[name][f"server_cpu_ms_{label}"] = run["cpu_ms_per_request"]
+                rows[name][f"errors_{label}"] = run["errors"]
+        finally:
+            sampler.stop()
+            stop_server(server)
+    return [{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()} for row in rows.values()]
+
+
 def inference_ms(predict, images: np.ndarray, repeats: int = 200) -> dict[str, float]:
     """Milliseconds per image for batch 1 and per image within a batch of 32."""
     x1, x32 = images[:1], images[:32]
@@ -321,6 +362,7 @@ def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
     images = data.x_test[:256].astype(np.float32)[:, None] / 255.0
     uploads = [small_png(im) for im in data.x_test[:64]]
 
+    kinds = upload_kind_table(data.x_test, settings, log_dir, fashion_cfg.seed)
     net, meta = load_classifier(checkpoint)
     backends = {"torch_eager": TorchClassifier(Normalised(net, meta["mean"], meta["std"]), meta["classes"],
                                                model_version(meta), threads=settings.threads),
@@ -355,6 +397,7 @@ def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
             "service_by_workers": by_workers, "onnx_without_batching": unbatched, "naive_baseline": naive,
             "throughput_ratio_vs_naive": round(saturation(service) / max(saturation(naive), 1e-9), 2),
             "micro_batching_gain": round(saturation(service) / max(saturation(unbatched), 1e-9), 2),
+            "upload_kinds": kinds, "decode_draft_side": settings.decode_draft_side,
             "inference_ms": inference, "model_mb": {"int8": round(int8.stat().st_size / 2**20, 3),
                                                    "fp32": round(fp32.stat().st_size / 2**20, 3)},
             "goals_met": goals}

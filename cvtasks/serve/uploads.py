@@ -73,3 +73,13 @@ def product_uploads(items: np.ndarray, n: int, seed: int, sizes: tuple[int, int]
     jpegs = [p.data for p in photos if p.content_type == "image/jpeg"] or [photos[0].data]
     uploads = photos[: n - n_bad] + [bad_upload(k, jpegs[k % len(jpegs)]) for k in range(n_bad)]
     return [uploads[i] for i in rng.permutation(len(uploads))]
+
+
+def kind_uploads(items: np.ndarray, kind: tuple[str, int, int, str], n: int, seed: int) -> list[Upload]:
+    """``n`` uploads of one kind (ServeConfig.upload_kinds): the items themselves as PNG when the
+    kind's longest side is 28 px, else product photos of that size range and format."""
+    _, low, high, fmt = kind
+    if high <= 28:
+        return [small_png(item) for item in items[:n]]
+    rng = np.random.default_rng(seed)
+    return [product_photo(items[i % len(items)], rng, (low, high), 1.0 if fmt == "JPEG" else 0.0) for i in range(n)]
