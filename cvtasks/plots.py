@@ -69,4 +69,5 @@ def confusion_matrix_plot(y_true, y_pred, class_names, normalize: str | None = "
                                             display_labels=class_names, normalize=normalize, ax=ax,
                                             colorbar=False, values_format=".2f" if normalize else "d",
                                             xticks_rotation=45)
+    ax.grid(False)   # grid lines would cross the cells
     return ax

@@ -14,15 +14,20 @@ import torch
 import config
 
 
+# What a run writes itself (executed notebooks, metrics and bench files) does not make its code
+# differ from the commit: `make reports` rewrites them one notebook after another.
+RUN_OUTPUTS = (":(exclude)*.ipynb", ":(exclude)reports/")
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The checkout's short commit, with ``-dirty`` when files differ from it; ``unknown``
-    outside a git checkout."""
+    """The checkout's short commit, with ``-dirty`` when tracked files other than run outputs
+    (RUN_OUTPUTS) differ from it; ``unknown`` outside a git checkout."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=config.ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=config.ROOT,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *RUN_OUTPUTS],
+                               cwd=config.ROOT, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha

@@ -29,9 +29,13 @@ def figure_png(figure: Any, dpi: int = config.FIGURE_DPI) -> bytes:
 
 
 def display(obj: Any, display_id: str | None = None) -> None:
+    """IPython's display; a table is shown whole (pandas would hide the middle of a wide or long
+    one behind "...")."""
+    import pandas as pd
     from IPython.display import display as ipython_display
 
-    ipython_display(obj, display_id=display_id)
+    with pd.option_context("display.max_columns", None, "display.max_rows", 500, "display.width", None):
+        ipython_display(obj, display_id=display_id)
 
 
 def show_png(png: bytes) -> None:

@@ -108,3 +108,40 @@ def test_jupyters_own_command_line_runs_a_notebook_with_the_declared_kernel(tmp_
     assert executed.metadata["kernelspec"]["name"] == config.NOTEBOOK_KERNEL
     assert figure_cells_without_images(executed) == []
     assert not [o for c in code_cells(executed) for o in c.outputs if o.output_type == "error"]
+
+
+def _outputs(nb, kind):
+    """The text of every output of ``kind`` (a MIME type) in the notebook's code cells."""
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            if kind in out.get("data", {}):
+                yield cell.source, "".join(out["data"][kind])
+
+
+def _ggplot_share(png: bytes) -> float:
+    """Share of a figure's pixels in ggplot's grey axes colour (#E5E5E5)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return float((rgb == (229, 229, 229)).all(-1).mean())
+
+
+@pytest.mark.parametrize("task", list(config.NOTEBOOKS))
+def test_committed_report_has_no_nan_table_no_dirty_run_and_no_foreign_figure_style(task):
+    """The committed notebook reads as a finished report: no table cell shows NaN (an undefined
+    value says why instead), its run names a commit that holds its code, and no figure carries a
+    style that leaked in from a library (Optuna's ggplot grey)."""
+    import base64
+    import re
+
+    nb = notebook(task)
+    for source, html in _outputs(nb, "text/html"):
+        assert not re.search(r">\s*(NaN|nan)\s*<", html), f"NaN in a table of `{source}`"
+    for kind in ("text/markdown", "text/plain"):
+        for source, text in _outputs(nb, kind):
+            assert "-dirty" not in text, f"a run from an uncommitted tree in the output of `{source}`"
+    for source, png in _outputs(nb, "image/png"):
+        assert _ggplot_share(base64.b64decode(png)) < 0.2, f"a ggplot-grey figure in the output of `{source}`"

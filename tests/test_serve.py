@@ -224,3 +224,50 @@ def test_micro_batching_groups_concurrent_requests(max_batch, expect_batched):
     assert [r.probs[0, 0] for r in results] == list(range(20))  # each request gets its own rows
     assert sum(calls) == 20 and max(calls) <= max_batch
     assert (len(calls) < 10) if expect_batched else (len(calls) == 20)
+
+
+def test_draft_box_keeps_the_longest_side_and_the_aspect():
+    from cvtasks.serve.imaging import draft_box
+
+    assert draft_box((4032, 3024), 448) == (448, 336)
+    assert draft_box((600, 1200), 448) == (224, 448)
+    assert draft_box((30, 10), 448)[0] >= 448   # never asks for less than the side
+
+
+def test_reduced_scale_decoding_is_used_and_keeps_a_light_background_garment():
+    """A large JPEG decodes at reduced scale to the same kind of input as in full: garment light
+    on black, centred, close to the full decode."""
+    from cvtasks.serve.uploads import product_photo
+
+    item = np.zeros((28, 28), np.uint8)
+    item[6:22, 8:20] = 220
+    photo = product_photo(item, np.random.default_rng(0), (2400, 2400), 1.0).data
+    full, reduced = decode(photo, 40_000_000, 0), decode(photo, 40_000_000, 448)
+    assert reduced[14, 14] > 0.5 and reduced[1, 1] < 0.1
+    assert np.abs(full - reduced).mean() < 0.01
+    image = Image.open(io.BytesIO(photo))
+    image.draft("L", (448, 448))
+    assert max(image.size) < 2400   # the DCT scaling took effect
+
+
+@pytest.mark.slow
+def test_reduced_scale_decoding_keeps_the_committed_models_answer_on_real_size_photos():
+    """Product photos of 896 to 1,600 px (the draft can drop to 1/2 or 1/4), decoded at the
+    configured reduced scale: the committed classifier predicts the same class as from the full
+    decode for >= 99 % of 300 test items."""
+    from cvtasks.fashion.data import prepare_data
+    from cvtasks.fashion.training import load_classifier, model_path, predict_proba
+    from cvtasks.serve.uploads import product_photo
+
+    cfg = config.get("fashion", quick=False)
+    items = prepare_data(cfg).x_test[:300]
+    net, meta = load_classifier(model_path(cfg))
+    rng = np.random.default_rng(cfg.seed)
+    photos = [product_photo(item, rng, (896, 1600), 1.0).data for item in items]
+    side = config.get("serve", quick=False).decode_draft_side
+
+    def classes(draft_side: int) -> np.ndarray:
+        x = np.stack([decode(p, 40_000_000, draft_side) for p in photos])
+        return predict_proba(net, (x * 255).round().astype(np.uint8), meta["mean"], meta["std"], device="cpu").argmax(1)
+
+    assert (classes(side) == classes(0)).mean() >= 0.99

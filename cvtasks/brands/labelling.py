@@ -126,7 +126,10 @@ def reach_table(sessions: dict[str, list[Session]], target: float) -> pd.DataFra
     for strategy, runs in sessions.items():
         reached = np.array([labels_to_reach(s, target) for s in runs])
         ok = reached[np.isfinite(reached)]
-        rows[strategy] = {"median": float(np.median(reached)) if len(ok) > len(runs) / 2 else np.nan,
+        # a session that never reached the target counts as "more than the budget": the median is
+        # defined when over half reached it (np.median over the NaNs would be NaN whatever the count)
+        median = float(np.median(np.where(np.isfinite(reached), reached, np.inf)))
+        rows[strategy] = {"median": median if np.isfinite(median) else np.nan,
                           "min": float(ok.min()) if len(ok) else np.nan, "max": float(ok.max()) if len(ok) else np.nan,
                           "reached": f"{len(ok)} of {len(runs)}",
                           "curve_mean": float(np.mean([np.mean(s.val_accuracy) for s in runs]))}

@@ -289,7 +289,7 @@ class BrandsTask(Task):
                          "al/test/share_of_full": at_budget / full_test})
         self.show("al/curves", plots.al_curves(sessions, full, cfg.al_target, len(pool)))
         shown = table.assign(**{"share of pool (median)": table["median"].astype(float) / len(pool)})
-        self.show("al/labels_to_target", shown.round(3))
+        self.show("al/labels_to_target", shown.round(3).fillna("not reached"))   # by over half of the sessions
         x = sessions["random"][0].n_labels
         self.chart("curves", "al/val_accuracy", x, {s: np.mean([r.val_accuracy[:len(x)] for r in runs], 0).tolist()
                                                     for s, runs in sessions.items()}, xname="labels asked for")

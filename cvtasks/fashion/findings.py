@@ -42,7 +42,10 @@ def summary(m: Mapping[str, Any], run_name: str) -> str:
         lines.append(f"- Study: {int(m['study/n_trials'])} Optuna trials on the 55k / 5k split, the top "
                      f"{int(m['study/top_configs'])} recipes with {int(m['study/seeds_per_top_config'])} seeds each.")
     if "train/seconds" in m:
-        lines.append(f"- Final training: {m['train/seconds']:.0f} s on this CPU for {int(m['train/epochs'])} epochs.")
+        lines.append(f"- Final model: {int(m['train/epochs'])} epochs, trained in {m['train/seconds']:.0f} s on "
+                     f"{m.get('train/device', 'this machine')}"
+                     + ("; this run reused its committed weights (weights/fashion/)." if m.get("train/reused")
+                        else "; trained by this run."))
     return "\n".join(lines)
 
 
@@ -88,20 +91,32 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
 
         out.append(f"- **At the full schedule, on validation** (paired over the {int(m.get('data/val', 0))} validation "
                    f"images): the final recipe reaches {m['train/val_acc']:.4f}"
+                   + (f" (over {int(m['train/seeds'])} seeds, each with its own validation draw: mean "
+                      f"{m['train/val_acc_seeds_mean']:.4f}, from {m['train/val_acc_seeds_min']:.4f} to "
+                      f"{m['train/val_acc_seeds_max']:.4f})" if m.get("train/seeds", 0) > 1 else "")
                    + (("; the other recipes in schedules.json (epochs in the table): "
                        + ", ".join(versus(n) for n in others)) if others else "")
-                   + ". The rule, fixed before the comparison: a change to the study's winner is adopted only when "
-                   "the interval of its gain lies above 0. Test-time flip, which doubles the inference, likewise: it "
+                   + ". The rule, fixed before the long-schedule results (config.FASHION_CANDIDATES): the candidate "
+                   "with the best mean validation accuracy over its seeds replaces the recipe only when the interval "
+                   "of its paired gain lies above 0. Test-time flip, which doubles the inference, likewise: it "
                    f"changes the final model's validation accuracy by {ci4(m, 'train/val_flip_gain')}, so it is "
                    + ("adopted." if cfg.tta_flip else "not adopted."))
     if "train/seconds" in m:
         budget = config.FASHION_TRAIN_BUDGET_S
-        out.append(f"- **Training time**: {m['train/seconds']:.0f} s on this 2-core CPU "
-                   f"({'within' if m['train/seconds'] <= budget else 'over'} the {budget / 60:.0f}-minute budget), "
-                   "bfloat16 where the CPU has it (AMX runs it about twice as fast: docs/fashion.md).")
+        where = m.get("train/device", "this machine")
+        line = (f"- **Training time**: {m['train/seconds']:.0f} s on {where} "
+                f"({'within' if m['train/seconds'] <= budget else 'over'} the {budget / 60:.0f}-minute budget)")
+        if "train/cpu_retrain_hours" in m:
+            line += (f"; a retrain on a 2-core CPU (`python -m cvtasks run fashion --retrain`) takes about "
+                     f"{m['train/cpu_retrain_hours']:.1f} h ({m['train/cpu_epoch_seconds']:.0f} s per epoch measured "
+                     "by bench/fashion_epoch_cost.py), over the budget; on a GPU the same command takes minutes")
+        out.append(line + ".")
     if "export/int8_accuracy_drop_points" in m:
-        out.append(f"- **Production**: ONNX matches PyTorch to {m['export/onnx_max_abs_diff']:.1e}; INT8 costs "
-                   f"{m['export/int8_accuracy_drop_points']:.2f} accuracy points at {m['export/int8_mb']:.2f} MB.")
+        drop = m["export/int8_accuracy_drop_points"]
+        out.append(f"- **Production**: ONNX matches PyTorch to {m['export/onnx_max_abs_diff']:.1e}; INT8 "
+                   + (f"loses {drop:.2f}" if drop > 0 else f"gains {-drop:.2f}")
+                   + f" accuracy points against FP32 (test accuracy {m['export/int8_test_accuracy']:.4f} against "
+                   f"{m['export/fp32_test_accuracy']:.4f}) at {m['export/int8_mb']:.2f} MB.")
     if service and "bench_serve" in service:
         from cvtasks.serve.summary import slo_table
 

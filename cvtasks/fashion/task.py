@@ -87,7 +87,9 @@ class FashionTask(Task):
         differs = [k for k in S.SPACE if chosen[k] != best[k]]
         if differs:   # the names only (a metric is a short label); the values are in the table below
             self.record({"study/config_differs_in": ", ".join(differs)})
-        self.show("study/trials", trials.sort_values("value", ascending=False).head(25).round(4))
+        sampled = trials[~trials.repeat].drop(columns=["repeat", "seed"]).set_index("number")
+        self.show("study/trials", sampled.sort_values("value", ascending=False).round(4)   # repeats: the next table
+                  .fillna("-"))   # a pruned trial has no validation value or Shirt figures
         self.show("study/top", top.round(4))
         importance, parallel = plots.study_figures(result)
         self.show("study/importance", importance)
@@ -101,15 +103,17 @@ class FashionTask(Task):
 
     @stage
     def train(self) -> dict:
-        """The final recipe (config.py) trained on the 55k training images, or its checkpoint
-        reused when the recipe is unchanged; validation accuracy against training seconds."""
+        """The final recipe (config.py): its committed weights (weights/fashion/model.pt, trained
+        where its record says) reused while the recipe is unchanged, or trained here (``retrain``,
+        or a changed recipe); compared on validation with the other full-schedule runs."""
         self.require("data")
         cfg = self.cfg
         self.model_, self.meta_ = train_final(cfg, self.data_, model_path(cfg), device=self.device,
                                               reuse=not cfg.retrain)
         meta = self.train_ = self.meta_
         self.record({"train/seconds": float(meta["train_seconds"]), "train/epochs": len(meta["history"]),
-                     "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"])})
+                     "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"]),
+                     "train/device": meta.get("device", "unknown"), "train/reused": int(bool(meta.get("reused")))})
         self.tracker.log_history("final", meta["history"])
         self._schedules()
         self.show("train/recipe", pd.Series(recipe(cfg)).astype(str).to_frame("final recipe"))
@@ -118,8 +122,8 @@ class FashionTask(Task):
 
     def _schedules(self) -> None:
         """The final recipe against the other recipes trained on the full schedule, on the
-        validation images (their entries in schedules.json; this run's entry added), and the
-        test-time flip chosen there."""
+        validation images (their entries in schedules.json; this run's entry added), each
+        recipe's spread over seeds, and the test-time flip chosen there."""
         cfg, d, meta = self.cfg, self.data_, self.meta_
         path, key = schedules.path_of(cfg), schedules.entry_key(meta)
         entries = schedules.load(path)
@@ -130,11 +134,19 @@ class FashionTask(Task):
         gain = schedules.flip_gain(entries[key], d.y_val, count=cfg.resamples, seed=cfg.seed)
         self.record({"train/val_acc": float(table.loc["final recipe", "val_acc"]), "schedules/recipes": len(table),
                      **gain.items("train/val_flip_gain")})
+        if entries[key].get("cpu_epoch_seconds"):   # measured by bench/fashion_epoch_cost.py
+            self.record({"train/cpu_epoch_seconds": entries[key]["cpu_epoch_seconds"],
+                         "train/cpu_retrain_hours": entries[key]["cpu_epoch_seconds"] * cfg.epochs / 3600})
+        spread = schedules.seed_spread(entries, key)
+        mine = spread.loc[[n for n in spread.index if n.startswith("final recipe")][0]]
+        self.record({"train/seeds": int(mine.seeds), "train/val_acc_seeds_mean": mine.val_acc_mean,
+                     "train/val_acc_seeds_min": mine.val_acc_min, "train/val_acc_seeds_max": mine.val_acc_max})
         for name, row in table.drop(index="final recipe").iterrows():
             self.record({f"schedules/{slug(name)}/val_acc": row.val_acc,
                          f"schedules/{slug(name)}/minus_final": row.minus_final,
                          f"schedules/{slug(name)}/minus_final_ci_low": row.minus_final_low,
                          f"schedules/{slug(name)}/minus_final_ci_high": row.minus_final_high})
+        self.show("train/seeds", spread.round(4))
         self.show("train/schedules", table.drop(columns="key").round(4))
         self.show("train/time_to_accuracy", plots.time_to_accuracy(schedules.curves(entries, key)))
 
@@ -225,6 +237,7 @@ class FashionTask(Task):
         from cvtasks.serve.summary import (
             BENCH_FILES,
             inference_table,
+            kinds_table,
             load_table,
             slo_table,
             soak_figure,
@@ -254,6 +267,8 @@ class FashionTask(Task):
             self.show("service/targets", slo_table(found["bench_serve"], found.get("soak")))
             self.show("service/load", load_table(found["bench_serve"]))
             self.show("service/inference", inference_table(found["bench_serve"]))
+            if "upload_kinds" in found["bench_serve"]:
+                self.show("service/upload_kinds", kinds_table(found["bench_serve"]))
         if "soak" in found:
             self.show("service/soak", soak_figure(found["soak"]))
         self.service_ = found

@@ -178,7 +178,7 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
             print(f"checkpoint {checkpoint} is unreadable ({type(err).__name__}: {err}); retraining")
         else:
             if meta.get("training_key") == key:
-                return model, meta
+                return model, {**meta, "reused": True}
     device = pick_device(device)
     model, history = train_model(data, cfg, device=device)
     mean, std = data.mean_std

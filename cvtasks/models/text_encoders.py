@@ -40,8 +40,11 @@ class TextEncoder(ABC):
 class SentenceTransformerEncoder(TextEncoder):
     def __init__(self, name: str, path: Path, device: torch.device):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-        # a local folder: never ask the hub (local_files_only), without touching os.environ
+        # a local folder: never ask the hub (local_files_only), without touching os.environ; no
+        # "Loading weights" bar (an executed notebook would keep it frozen at 0 %)
+        hf_logging.disable_progress_bar()
         self.model = SentenceTransformer(str(path), device=str(device), local_files_only=True)
         dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = dim_of()

@@ -28,7 +28,7 @@ def model_table(rows: Mapping[str, Mapping[str, Interval]], ranker: str, vote_fr
     for name, ivs in rows.items():
         label = name + (" (served)" if name == ranker else "") + (" (best vote-free)" if name == vote_free else "")
         out[label] = {"trained on": KIND.get(name, ""), **{m: str(iv) for m, iv in ivs.items()}}
-    return pd.DataFrame(out).T
+    return pd.DataFrame(out).T.fillna("undefined (constant scores)")   # Kendall's tau of a constant ranking
 
 
 def summary(m: Mapping[str, Any], run_name: str) -> str:
@@ -95,7 +95,7 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
                    f"score, min-max scaled: {m.get('calibration/test/ece_uncalibrated', float('nan')):.3f}).")
     if "nomatch/test/precision" in m:
         ok = m["nomatch/test/precision"] >= cfg.nomatch_precision
-        out.append(f"- **\"No good match\"**: when the {m['nomatch/statistic']} falls below {m['nomatch/threshold']:.2f} "
+        out.append(f"- **\"No good match\"**: when the {m['nomatch/statistic']} falls below {m['nomatch/threshold']:.3g} "
                    f"(statistic and threshold chosen on validation for precision >= {cfg.nomatch_precision:.2f}) the "
                    f"search answers that nothing fits. On test, with queries of categories no gallery drawing "
                    f"belongs to and {m['nomatch/prevalence']:.0%} of searches assumed to have nothing to find, that "

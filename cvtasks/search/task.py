@@ -136,7 +136,8 @@ class SearchTask(Task):
                               for n, v in val.items()}).T
         table["trained on"] = ["votes" if n in VOTE_TRAINED else "no votes" if n in VOTE_FREE else "both"
                                for n in table.index]
-        self.show("select/validation", table.sort_values("ndcg@10", ascending=False).round(3))
+        self.show("select/validation", table.sort_values("ndcg@10", ascending=False).round(3)
+                  .fillna("undefined (constant scores)"))   # Kendall's tau of a constant ranking
         self.select_ = table
         return table
 
@@ -272,7 +273,8 @@ class SearchTask(Task):
                                                           "val recall": c.recall, "val ROC-AUC": C.nomatch_quality(
                                                               stats["val"][0][n], stats["val"][1], c.threshold,
                                                               cfg.nomatch_prevalence)["roc_auc"]}
-                                                      for n, c in per_stat.items()}).T.round(3))
+                                                      for n, c in per_stat.items()}).T
+                  .map(lambda v: f"{v:.3g}"))   # significant digits: a threshold of 2e-4 is not 0.000
         keys = ("precision", "recall", "roc_auc")
         self.show("nomatch/table", pd.DataFrame({"validation": {k: val_quality[k] for k in keys},
                                                  "test": {k: quality[k] for k in keys}}).round(3))

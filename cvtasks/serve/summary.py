@@ -43,6 +43,16 @@ def inference_table(bench: dict[str, Any]) -> pd.DataFrame:
         columns={"batch1_ms": "ms per image, batch 1", "batch32_ms_per_image": "ms per image, batch 32"})
 
 
+def kinds_table(bench: dict[str, Any]) -> pd.DataFrame:
+    """Each upload kind decoded in full and at reduced scale: CPU per decode in process, per
+    request in the service, and how often the model predicts the same class from both."""
+    names = {"mean_kb": "mean KB", "decode_ms_full": "decode ms, full", "decode_ms_draft": "decode ms, reduced",
+             "server_cpu_ms_full": "server CPU ms/request, full", "server_cpu_ms_draft": "server CPU ms/request, reduced",
+             "same_class": "same class, reduced vs full"}
+    table = pd.DataFrame(bench["upload_kinds"]).set_index("kind")
+    return table[list(names)].rename(columns=names)
+
+
 def load_table(bench: dict[str, Any]) -> pd.DataFrame:
     """Every run of the load test: the service at each worker count, the same model unbatched,
     the naive baseline."""
@@ -95,6 +105,8 @@ def slo_table(bench: dict[str, Any], soak: dict[str, Any] | None = None) -> pd.D
     ]
     if soak is not None:
         rows += [
+            _row(f"soak: rate held ({soak['load']['rate']:.0f} req/s offered; answered per s)",
+                 f">= {0.99 * soak['load']['rate']:.0f}", soak["rps"], soak["rps"] >= 0.99 * soak["load"]["rate"]),
             _row(f"soak: {soak['duration_s'] / 60:.0f} min at {soak['load']['rate']:.0f} req/s, p95 (ms)",
                  f"<= {slo['p95_ms']}", soak["p95_ms"], soak["p95_ms"] <= slo["p95_ms"]),
             _row("soak: errors (5xx, timeouts, a good image refused)", "0", soak["errors"], soak["errors"] == 0),

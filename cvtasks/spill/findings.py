@@ -12,6 +12,18 @@ from cvtasks.spill.scores import LOCAL_SCORES
 ORIGINAL_STUDY = {"tpr": 0.97, "tnr": 0.02}
 
 
+def policy_name(key: str) -> str:
+    """A threshold policy's metric key in words: youden, fixed_fpr_<p>, fpr_bound_<p>_at_<c>."""
+    parts = key.split("_")
+    if key == "youden":
+        return "Youden's J"
+    if key.startswith("fixed_fpr_"):
+        return f"a {parts[2]} % false-alarm rate on validation"
+    if key.startswith("fpr_bound_"):
+        return f"a {parts[2]} % false-alarm bound held with {parts[4]} % confidence"
+    return key.replace("_", " ")
+
+
 def summary(m: Mapping[str, float], run_name: str) -> str:
     lines = [f"**Summary of this run** (`{run_name}`; {int(m.get('data/n_images', 0))} images, "
              f"{int(m.get('seeds', 0))} training seeds per detector; mean over seeds [95 % interval])", ""]
@@ -103,7 +115,7 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
                            "it is not adopted."))
     if "design/policy/fpr_bound_5_at_90/p_both" in m or any(k.startswith("design/policy/") for k in m):
         pols = {k.split("/")[2]: v for k, v in m.items() if k.startswith("design/policy/") and k.endswith("/p_both")}
-        listed = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in pols.items())
+        listed = "; ".join(f"{policy_name(k)}, {v:.2f}" for k, v in pols.items())
         out.append(f"- **How the threshold policy was chosen.** Under the training lighting validation is saturated "
                    f"for the local scores, so scores and policies were compared on a design set, a second draw of the "
                    f"generator that the study never trains or tests on (tables above; what separates the local scores "
@@ -124,8 +136,9 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
                       f"and `{worst}` drops it most, to {shift[worst]:.3f}; "
                       if "baseline" in shift and shift[worst] < shift["baseline"] else "")
                    + "a ranking at this budget need not hold after full training.")
-    out.append(f"- **The original study, and what differs.** It reported TPR {ORIGINAL_STUDY['tpr']:.2f} and TNR "
-               f"{ORIGINAL_STUDY['tnr']:.2f} on real plant photos; these images are *generated* 64-pixel wells with "
+    out.append(f"- **The original study, and what differs.** The plant's own study, which this task comes from, "
+               f"reported TPR {ORIGINAL_STUDY['tpr']:.2f} and TNR {ORIGINAL_STUDY['tnr']:.2f} on real plant photos "
+               "(nearly every image flagged; its false alarms blamed on lighting); these images are *generated* 64-pixel wells with "
                "exact labels, so the numbers are not comparable. Different data (no real camera, plant or lighting), "
                "resolution and labels; what carries over is the method (an autoencoder of normal images, a local "
                "score of the light it cannot redraw), the threshold policy (a false-alarm budget bounded on normal "

@@ -74,10 +74,11 @@ def intervals_plot(intervals: Mapping[str, Mapping[str, Interval]], metrics: Seq
         for k, name in enumerate(names):
             iv = intervals[name][m]
             ax.errorbar(iv.value, k, xerr=[[iv.value - iv.low], [iv.high - iv.value]], fmt="o", capsize=3)
-        if targets and m in targets:
-            ax.axvline(targets[m], color="k", ls=":", lw=1, label=f"target {targets[m]:g}")
-            ax.legend(fontsize=7, loc="lower left")
-        ax.set_title(f"test {m} (mean over seeds, 95 % interval)", fontsize=8)
+        target = ""
+        if targets and m in targets:   # named in the title: a legend box would cover the lowest intervals
+            ax.axvline(targets[m], color="k", ls=":", lw=1)
+            target = f"\ndotted: target {targets[m]:g}"
+        ax.set_title(f"test {m} (mean over seeds, 95 % interval){target}", fontsize=8)
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_yticks(range(len(names)), names)
     np.atleast_1d(axes)[0].invert_yaxis()

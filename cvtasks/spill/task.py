@@ -348,7 +348,7 @@ class SpillTask(Task):
         self.show("lighting_shift/choice", pd.DataFrame(choice).T.round(3))
         self.show("lighting_shift/tnr", plots.shift_plot(table))
         self.show("lighting_shift/table", table.pivot_table(index=["lighting", "condition"], columns="score",
-                                                            values="tnr", sort=False).round(3))
+                                                            values="tnr", sort=False).round(3).fillna("not run"))
         return table
 
     def _shift_set(self, part: str) -> WellImages:

@@ -187,7 +187,10 @@ class StylesTask(Task):
                    {name: g.sort_values("n").heldout_ll.tolist() for name, g in bayes.groupby("structure")},
                    xname="training rows n")
         cols = ["structure", "method", "n", "heldout_ll", "heldout_ll_seen", "zero_rate", "kl", "kl_inf_share"]
-        self.show("styles/heldout", summary[summary.n.isin([sizes[0], sizes[-1]])][cols].round(3))
+        shown = summary[summary.n.isin([sizes[0], sizes[-1]])][cols].round(3)
+        # MLE gives probability 0 to styles it never saw: their log-likelihood and KL are -inf / inf
+        self.show("styles/heldout", shown.fillna({"heldout_ll": "-inf (zero-probability rows)",
+                                                  "kl": "inf (zero-probability styles)"}))
         return summary
 
     @stage
