@@ -327,7 +327,6 @@ class SpillConfig(TaskConfig):
 
 # The embedded search dataset is built from Open Clip Art into its own folder per settings.
 SEARCH_DATA_DIR = DATA_DIR / "search"
-SEARCH_MODELS_DIR = MODELS_DIR / "search"
 
 
 @dataclass(frozen=True)
@@ -341,6 +340,8 @@ class SearchConfig(TaskConfig):
     # A folder in the course layout (train_dataset.csv, ExpertAnnotations.tsv, ...), read as
     # is; None: the embedded default, built from Open Clip Art under SEARCH_DATA_DIR.
     dataset_dir: Path | None = None
+    # free-text searches of the notebook's demo (besides test queries served well and badly)
+    demo_queries: tuple[str, ...] = ("a red car", "a cat", "flag", "birthday cake", "musical instrument", "a tree")
     # builder of the embedded default: drawings drawn from the library (None: every usable one),
     # split by text group into train / validation gallery / test gallery
     n_images: int | None = positive(None, optional=True)
@@ -495,6 +496,8 @@ FASHION_CANDIDATES: dict[str, dict[str, Any]] = {
                     "lr": 0.2, "weight_decay": 0.0005, "epochs": 100},
 }
 FASHION_CANDIDATE_SEEDS = (42, 43, 44)
+# the notebook's architecture comparison: each family at its usual first-stage width
+FASHION_FAMILY_WIDTH = {"baseline": 32, "resnet": 32, "mobilenet": 16}
 
 SERVE_MODEL_DIR = MODELS_DIR / "fashion"   # model.onnx (FP32) and model.int8.onnx, from `export`
 # The project documents' service-level target, and the load test's own goals on this machine.

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+import config
 from cvtasks.fashion import evaluation as E
 from cvtasks.fashion import findings, plots, schedules
 from cvtasks.fashion import study as S
@@ -25,8 +26,6 @@ from cvtasks.fashion.training import (
 from cvtasks.models.fashion_nets import count_parameters
 from cvtasks.prose import slug
 from cvtasks.task import Task, stage
-
-FAMILY_WIDTH = {"baseline": 32, "resnet": 32, "mobilenet": 16}
 
 
 class FashionTask(Task):
@@ -54,8 +53,8 @@ class FashionTask(Task):
         small = d.subset(cfg.study_train_size, cfg.study_val_size, cfg.seed)
         rows = []
         for name in ("baseline", "resnet", "mobilenet"):
-            run = replace(cfg, model=name, width=FAMILY_WIDTH[name], depth=1, epochs=cfg.study_epochs, swa=False,
-                          mixup=0.0)
+            run = replace(cfg, model=name, width=config.FASHION_FAMILY_WIDTH[name], depth=1, epochs=cfg.study_epochs,
+                          swa=False, mixup=0.0)
             model, history = train_model(small, run, device=self.device)
             best = history.epochs[history.best_epoch - 1]
             rows.append({"model": name, "val/acc": best["val/acc"], "seconds": history.seconds,

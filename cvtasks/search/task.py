@@ -27,7 +27,6 @@ from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
 from cvtasks.stats import Interval
 from cvtasks.task import Task, stage
 
-DEMO_QUERIES = ("a red car", "a cat", "flag", "birthday cake", "musical instrument", "a tree")
 HEADLINE = ("ndcg@10", "kendall_tau", "recall@1", "recall@5", "recall@10", "mrr")
 
 
@@ -307,8 +306,8 @@ class SearchTask(Task):
                 self.show(f"demo/{slug(label)}", plots.hits(
                     d.test, bundle, vectors[[rows[i]]], f'{label}: "{new.query_text.iloc[i][:60]}"',
                     own=new.image.iloc[i]))
-        free = F.embed_texts(cfg, list(DEMO_QUERIES))
-        for k, q in enumerate(DEMO_QUERIES):
+        free = F.embed_texts(cfg, list(cfg.demo_queries))
+        for k, q in enumerate(cfg.demo_queries):
             self.show("demo/free_text", plots.hits(d.test, bundle, free[[k]], f'"{q}"'))
         for i in np.flatnonzero(d.test.queries.kind == "nomatch")[:2]:
             self.show("demo/nomatch", plots.hits(d.test, bundle, vectors[[i]],
