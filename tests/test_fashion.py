@@ -1,5 +1,6 @@
 """The Fashion task: nets, settings, data splits, training, checkpoint reuse, the DVC pipeline."""
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import config
 from cvtasks.fashion import data as fdata
 from cvtasks.fashion import evaluation, findings, training
 from cvtasks.models.fashion_nets import FASHION_NETS, create_fashion_net
+from cvtasks.provenance import file_sha256
 
 needs_mnist = pytest.mark.skipif(not config.FASHION_MNIST_DIR.exists(),
                                  reason="Debian dataset-fashion-mnist not installed")
@@ -105,11 +107,39 @@ def test_small_run_learns_and_its_checkpoint_is_reused(tmp_path, monkeypatch):
     assert metrics["test/accuracy"] > 0.6 and metrics["test/top3"] > metrics["test/accuracy"]
     assert meta["classes"][6] == "Shirt" and len(meta["history"]) == 2
 
+    record = json.loads(training.record_path(tmp_path / "m.pt").read_text())   # the training record beside it
+    assert record["sha256"] == file_sha256(tmp_path / "m.pt") and record["training_key"] == meta["training_key"]
+    assert record["device"] and len(record["history"]) == 2 and record["config"]["epochs"] == 2
+
     monkeypatch.setattr(training, "train_model", lambda *a, **k: pytest.fail("retrained an unchanged config"))
     again, meta2 = training.train_final(cfg, data, tmp_path / "m.pt")
-    assert meta2["training_key"] == meta["training_key"]
+    assert meta2["training_key"] == meta["training_key"] and meta2["reused"]
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_committed_weights_are_the_default_recipes_and_match_their_record():
+    """weights/fashion/model.pt is what `run fashion` reuses: its training key is the default
+    recipe's, and its record names these bytes."""
+    path = training.model_path(config.FashionConfig())
+    assert path == config.WEIGHTS_DIR / "fashion" / "model.pt"
+    record = json.loads(training.record_path(path).read_text())
+    assert record["sha256"] == file_sha256(path)
+    assert record["training_key"] == training.training_key(config.FashionConfig())
+    _, meta = training.load_classifier(path)
+    assert meta["training_key"] == record["training_key"]
+
+
+def test_train_command_writes_a_candidates_checkpoint_and_record(tmp_path, capsys):
+    from cvtasks.cli import main
+
+    assert main(["train", "fashion", "--quick", "--candidate", next(iter(config.FASHION_CANDIDATES)),
+                 "--seed", "7", "--out", str(tmp_path)]) == 0
+    name = f"model-{next(iter(config.FASHION_CANDIDATES))}-7"
+    record = json.loads((tmp_path / f"{name}.json").read_text())
+    assert record["config"]["seed"] == 7 and record["config"]["label_smoothing"] > 0   # the candidate's field
+    assert record["config"]["epochs"] == config.FashionConfig.QUICK["epochs"]            # quick sizes kept
+    assert "val/acc" in capsys.readouterr().out
 
 
 def _copy_of_the_repo(dest: Path) -> Path:
@@ -216,3 +246,33 @@ def test_schedules_compare_recipes_on_the_same_validation_images_only(tmp_path):
     gain = schedules.flip_gain(entries["final"], y, count=300, seed=0)
     assert gain.low > 0 and gain.value == pytest.approx(0.03, abs=0.015)   # 2 % wrong with flip, 5 % without
     assert set(schedules.curves(entries, "final")) == {"final recipe", f"augment={other['augment']}"}
+
+
+def test_schedules_keep_a_recipes_cpu_and_gpu_runs_apart_and_spread_seeds(tmp_path):
+    from cvtasks.fashion import schedules
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 500)
+    final = {f: getattr(config.FashionConfig(), f) for f in training.TRAINING_FIELDS}
+    old = {**final, "epochs": 20}
+    assert schedules.entry_key({"training_key": "k", "device": "NVIDIA H200 (CUDA)"}) == "k@cuda"
+    assert schedules.entry_key({"training_key": "k"}) == "k@cpu"   # checkpoints from before GPU runs
+
+    def entry(recipe, device, acc=0.9, **extra):
+        e = _schedule_entry(recipe, y, y, y)
+        e["history"] = [{"epoch": 1, "val/acc": acc, "seconds": 10.0}, {"epoch": 2, "val/acc": acc, "seconds": 20.0}]
+        return {**e, "best_epoch": 2, "cpu": device, **extra}
+
+    entries = {"f@cuda": entry(final, "NVIDIA H200 (CUDA)", 0.95, cpu_epoch_seconds=90.0),
+               "f43@cuda": entry({**final, "seed": 43}, "NVIDIA H200 (CUDA)", 0.93),
+               "o@cpu": entry(old, "AMD EPYC (AVX2)"), "o@cuda": entry(old, "NVIDIA H200 (CUDA)")}
+    names = schedules.names(entries, "f@cuda")
+    assert names["f@cuda"] == "final recipe" and "f43@cuda" not in names   # another seed: not paired
+    assert names["o@cpu"].endswith("(CPU)") and names["o@cuda"].endswith("(GPU)")
+    curves = schedules.curves(entries, "f@cuda")
+    assert list(curves["final recipe"]["cpu_seconds"]) == [90.0, 180.0]        # epochs x measured CPU cost
+    assert list(curves[names["o@cpu"]]["cpu_seconds"]) == [10.0, 20.0]         # as it ran
+    assert "cpu_seconds" not in curves[names["o@cuda"]]                         # no CPU cost measured: left out
+    spread = schedules.seed_spread(entries, "f@cuda")
+    row = spread.loc["final recipe (GPU)"]
+    assert row.seeds == 2 and row.val_acc_mean == pytest.approx(0.94) and row.val_acc_min == pytest.approx(0.93)

@@ -175,7 +175,8 @@ class BrandsTask(Task):
             {n: self._interval(n) for n in (*MODELS, "baseline")}, target=0.90))
         self.show("evaluate/models", table)
         probs = chosen.probs[0]
-        self.show("evaluate/per_class", E.per_class(probs, d))
+        self.show("evaluate/per_class", E.per_class(probs, d).rename_axis(   # one seed, unlike the means above
+            f"brand (test; training seed 1 of {len(chosen.probs)})"))
         test = d.idx("test")
         from cvtasks.plots import confusion_matrix_plot
 

@@ -49,7 +49,7 @@ def time_to_accuracy(curves: Mapping[str, pd.DataFrame]):
     measured for that recipe (dashed); runs without a CPU figure are left out."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     for name, frame in curves.items():
         if "cpu_seconds" not in frame:
             continue
@@ -60,7 +60,7 @@ def time_to_accuracy(curves: Mapping[str, pd.DataFrame]):
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(0.88, 0.965)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)   # off the curves
     fig.tight_layout()
     return fig
 

@@ -144,6 +144,12 @@ def shd(learned: Mapping[str, str | None] | Sequence[tuple[str, str]], truth: Ma
     return len(found ^ skeleton(truth))
 
 
+def reversed_edges(parents: Mapping[str, str | None], truth: Mapping[str, str | None]) -> int:
+    """Edges of the skeleton both share that point the other way (SHD on the skeleton counts none)."""
+    true_arrows = {(p, a) for a, p in truth.items() if p is not None}
+    return sum((a, p) in true_arrows for a, p in parents.items() if p is not None)
+
+
 def edge_list(parents: Mapping[str, str | None]) -> str:
     """``a -> b, c -> d`` (or ``none``) for tables and prose."""
     return ", ".join(f"{p} -> {a}" for a, p in parents.items() if p is not None) or "none"

@@ -156,6 +156,8 @@ class StylesTask(Task):
         self.tracker.log_artifact("styles-model", "model", [path],
                                   metadata={"prior_strength": strength, "edges": G.edge_list(parents)})
         self.record({"avatars/prior_strength": strength, "styles/prior/val_ll": float(table.val_ll.max())})
+        if d.truth is not None:   # directions are chosen here, on validation: the skeleton's SHD cannot see them
+            self.record({"structure/reversed_edges": G.reversed_edges(parents, d.truth.parents)})
         self.show("styles/prior_strength", plots.prior_plot(table, validity, strength))
         self.show("styles/learned_edges", pd.DataFrame({
             "learned (directions on validation)": [G.edge_list(parents)],
