@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,14 @@ class Gallery:
 
     def of_kind(self, kind: str) -> pd.DataFrame:
         return self.queries[self.queries.kind == kind].reset_index(drop=True)
+
+    def described(self, text: str) -> int:
+        """How many of the gallery's drawings have a query text holding every word of ``text``
+        (articles aside): whether a free-text search has anything to find here."""
+        words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in ("a", "an", "the")]
+        own = self.queries[self.queries.image != ""]
+        hit = own.query_text.str.lower().map(lambda t: all(re.search(rf"\b{w}\b", t) for w in words))
+        return int(own.image[hit].nunique())
 
     def gains(self, queries: pd.DataFrame) -> np.ndarray:
         """(queries, images) expert target of the voted pairs, 0 for pairs nobody voted on."""

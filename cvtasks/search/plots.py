@@ -103,11 +103,11 @@ def nomatch_figure(stat: np.ndarray, no_match: np.ndarray, threshold: float, nam
 def hits(gallery, bundle, query_vector: np.ndarray, title: str, own: str = "", k: int = 6):
     """The ``k`` best drawings for one query with the served search's calibrated scores; the
     query's own drawing marked; when the search finds no good match, the title says so."""
-    scores, found = bundle.scored(query_vector)
-    scores = scores[0]
-    best = np.argsort(-scores, kind="stable")[:k]
+    scores, found, order = bundle.scored(query_vector)
+    scores, best = scores[0], order[0, :k]
     names = [gallery.images[j] for j in best]
-    titles = [("OWN " if n == own else "") + f"{scores[j]:.2f}" for n, j in zip(names, best)]
+    # rank (by the ranker's own score) and calibrated score: the calibration can tie neighbours
+    titles = [("OWN " if n == own else "") + f"#{r} {scores[j]:.2f}" for r, (n, j) in enumerate(zip(names, best), 1)]
     verdict = "" if found[0] else "  ->  no good match"
     return image_grid([load_image(gallery.folder / n) for n in names], titles, ncols=k, size=1.5,
                       suptitle=title + verdict)

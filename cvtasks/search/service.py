@@ -52,13 +52,16 @@ class Bundle:
             total = total + self.weights[name] * (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-9)
         return total
 
-    def scored(self, query_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated (queries, gallery) scores, and whether each query finds a good match."""
+    def scored(self, query_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated (queries, gallery) scores, whether each query finds a good match, and the
+        gallery's order for each query, best first. The order follows the ranker's own scores:
+        the calibration is a step function, so drawings it ties keep the ranker's order."""
         from cvtasks.search.calibration import nomatch_statistics
 
         raw = self.raw_scores(query_vectors)
         calibrated = self.calibrator.predict(raw.ravel()).reshape(raw.shape)
-        return calibrated, nomatch_statistics(raw, calibrated)[self.statistic] >= self.threshold
+        found = nomatch_statistics(raw, calibrated)[self.statistic] >= self.threshold
+        return calibrated, found, np.argsort(-raw, axis=1, kind="stable")
 
 
 def bundle_path(cfg: config.SearchConfig) -> Path:
@@ -108,9 +111,8 @@ def search(query: str, bundle: Bundle, k: int) -> tuple[pd.DataFrame, list[str]]
     if k < 1:
         raise QueryError(f"k = {k}: must be >= 1")
     text, notes = check_query(query)
-    scores, found = bundle.scored(text_encoder(bundle.text_encoder).encode([text]))
-    scores = scores[0]
-    best = np.argsort(-scores, kind="stable")[:k]
+    scores, found, order = bundle.scored(text_encoder(bundle.text_encoder).encode([text]))
+    scores, best = scores[0], order[0, :k]
     hits = pd.DataFrame({"score": scores[best], "title": [bundle.titles[j] for j in best],
                          "file": [str(Path(bundle.folder) / bundle.files[j]) for j in best]})
     if not found[0]:

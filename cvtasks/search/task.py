@@ -307,8 +307,10 @@ class SearchTask(Task):
                     d.test, bundle, vectors[[rows[i]]], f'{label}: "{new.query_text.iloc[i][:60]}"',
                     own=new.image.iloc[i]))
         free = F.embed_texts(cfg, list(cfg.demo_queries))
-        for k, q in enumerate(cfg.demo_queries):
-            self.show("demo/free_text", plots.hits(d.test, bundle, free[[k]], f'"{q}"'))
+        for k, q in enumerate(cfg.demo_queries):   # the title says whether the gallery has such a drawing
+            n = d.test.described(q)
+            self.show("demo/free_text", plots.hits(d.test, bundle, free[[k]], f'"{q}" ({n} test drawing'
+                                                   f'{"s" * (n != 1)} described with these words)'))
         for i in np.flatnonzero(d.test.queries.kind == "nomatch")[:2]:
             self.show("demo/nomatch", plots.hits(d.test, bundle, vectors[[i]],
                                                  f'nothing to find: "{d.test.queries.query_text.iloc[i][:60]}"'))
