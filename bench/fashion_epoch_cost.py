@@ -22,8 +22,7 @@ import config
 from cvtasks.fashion import schedules
 from cvtasks.fashion.data import prepare_data
 from cvtasks.fashion.training import TRAINING_FIELDS, train_model
-from cvtasks.io import atomic_write_text
-from cvtasks.provenance import cpu_name
+from cvtasks.provenance import cpu_name, on_gpu
 
 
 def epoch_seconds(recipe: dict, images: int, data) -> float:
@@ -46,7 +45,7 @@ def main() -> None:
     where = f"{cpu_name()}, {torch.get_num_threads()} threads"
     costs: dict[str, float] = {}
     for key, e in entries.items():
-        if "CUDA" not in e["cpu"]:
+        if not on_gpu(e["cpu"]):
             continue
         recipe = {**e["recipe"], "seed": cfg.seed}   # the seed does not change the cost
         name = json.dumps(recipe, sort_keys=True)
@@ -55,7 +54,7 @@ def main() -> None:
             print(f"{key} ({recipe['batch_size']} a batch, augment={recipe['augment']}): "
                   f"{costs[name]:.0f} s per epoch; {recipe['epochs']} epochs = {costs[name] * recipe['epochs'] / 3600:.2f} h")
         e["cpu_epoch_seconds"], e["cpu_epoch_measured_on"] = round(costs[name], 1), where
-    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    schedules.save(path, entries)
     print(f"wrote {path} ({where})")
 
 

@@ -64,3 +64,8 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     return cpu_name()
+
+
+def on_gpu(name: str) -> bool:
+    """Whether a ``device_name`` stamp names a CUDA device."""
+    return "(CUDA)" in name

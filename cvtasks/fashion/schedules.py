@@ -12,6 +12,7 @@ never part of it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData
 from cvtasks.fashion.training import TRAINING_FIELDS, predict_proba
 from cvtasks.io import atomic_write_text, metrics_path
-from cvtasks.provenance import cpu_name, utc_now
+from cvtasks.provenance import cpu_name, on_gpu, utc_now
 from cvtasks.stats import Interval, mean_interval, paired_difference
 
 
@@ -36,7 +37,7 @@ def path_of(cfg: config.FashionConfig) -> Path:
 def entry_key(meta: Mapping[str, Any]) -> str:
     """An entry's key: the training key and the kind of device it trained on (one recipe trained
     on a CPU and on a GPU gives two runs; checkpoints without a device stamp predate GPU runs)."""
-    return f"{meta['training_key']}@{'cuda' if 'CUDA' in meta.get('device', '') else 'cpu'}"
+    return f"{meta['training_key']}@{'cuda' if on_gpu(meta.get('device', '')) else 'cpu'}"
 
 
 def entry(model: nn.Module, meta: Mapping[str, Any], data: FashionData, device: Any = None) -> dict[str, Any]:
@@ -55,11 +56,15 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def save(path: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+
 def record(path: Path, key: str, item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Add (or replace) one recipe's entry; the others are kept."""
     entries = load(path)
     entries[key] = dict(item)
-    atomic_write_text(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    save(path, entries)
     return entries
 
 
@@ -92,7 +97,7 @@ def label(recipe: Mapping[str, Any], final: Mapping[str, Any], skip: tuple[str, 
 
 
 def _device_kind(e: Mapping[str, Any]) -> str:
-    return "GPU" if "CUDA" in e["cpu"] else "CPU"
+    return "GPU" if on_gpu(e["cpu"]) else "CPU"
 
 
 def names(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, str]:
@@ -100,7 +105,7 @@ def names(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str,
     final = entries[final_key]["recipe"]
     chosen = comparable(entries, final_key)
     plain = {k: label(e["recipe"], final) for k, e in chosen.items()}
-    twice = {n for n in plain.values() if list(plain.values()).count(n) > 1}
+    twice = {n for n, c in Counter(plain.values()).items() if c > 1}
     return {k: f"{n} ({_device_kind(chosen[k])})" if n in twice else n for k, n in plain.items()}
 
 
@@ -145,6 +150,11 @@ def curves(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str
     return out
 
 
+def spread_label(e: Mapping[str, Any], final: Mapping[str, Any]) -> str:
+    """An entry's row in ``seed_spread``: its recipe but for the seed, and where it ran."""
+    return f"{label(e['recipe'], final, skip=('seed',))} ({_device_kind(e)})"
+
+
 def seed_spread(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> pd.DataFrame:
     """Each recipe over its seeds (each seed draws its own validation hold-out, so the spread
     includes the split): runs, mean, lowest and highest validation accuracy at the kept epoch."""
@@ -154,8 +164,7 @@ def seed_spread(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> pd.
         r = e["recipe"]
         if r["train_size"] != final["train_size"] or r["val_size"] != final["val_size"]:
             continue
-        name = f"{label(r, final, skip=('seed',))} ({_device_kind(e)})"
-        rows.append({"recipe": name, "seed": r["seed"], "val_acc": e["history"][e["best_epoch"] - 1]["val/acc"]})
+        rows.append({"recipe": spread_label(e, final), "seed": r["seed"], "val_acc": e["history"][e["best_epoch"] - 1]["val/acc"]})
     table = pd.DataFrame(rows).groupby("recipe").val_acc.agg(seeds="count", val_acc_mean="mean", val_acc_min="min",
                                                                  val_acc_max="max")
     return table.sort_values("val_acc_mean", ascending=False)

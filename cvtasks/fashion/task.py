@@ -137,7 +137,7 @@ class FashionTask(Task):
             self.record({"train/cpu_epoch_seconds": entries[key]["cpu_epoch_seconds"],
                          "train/cpu_retrain_hours": entries[key]["cpu_epoch_seconds"] * cfg.epochs / 3600})
         spread = schedules.seed_spread(entries, key)
-        mine = spread.loc[[n for n in spread.index if n.startswith("final recipe")][0]]
+        mine = spread.loc[schedules.spread_label(entries[key], entries[key]["recipe"])]
         self.record({"train/seeds": int(mine.seeds), "train/val_acc_seeds_mean": mine.val_acc_mean,
                      "train/val_acc_seeds_min": mine.val_acc_min, "train/val_acc_seeds_max": mine.val_acc_max})
         for name, row in table.drop(index="final recipe").iterrows():

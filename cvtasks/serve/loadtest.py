@@ -26,6 +26,7 @@ import numpy as np
 import psutil
 
 import config
+from cvtasks.serve.imaging import decode
 from cvtasks.serve.uploads import Upload, kind_uploads, product_uploads, small_png
 
 HOST = "127.0.0.1"
@@ -265,8 +266,6 @@ def measure_service(backend: str, model: Path, uploads: list[Upload], settings: 
 
 def _decode_cpu_ms(uploads: list[Upload], max_pixels: int, draft_side: int) -> tuple[np.ndarray, float]:
     """The decoded inputs and the CPU milliseconds per decode, in this process."""
-    from cvtasks.serve.imaging import decode
-
     start = time.process_time()
     arrays = np.stack([decode(u.data, max_pixels, draft_side) for u in uploads])
     return arrays, 1000 * (time.process_time() - start) / len(uploads)
