@@ -64,6 +64,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Add fashion checkpoints trained elsewhere to reports/fashion/schedules.json."""
+    from cvtasks.fashion import schedules
+
+    for checkpoint in args.checkpoints:
+        print(f"{checkpoint}: entry {schedules.add(checkpoint)}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cvtasks.report import NotebookError, execute_many
 
@@ -257,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default: the recipe's own path)")
     train.add_argument("--quick", action="store_true", help="small sizes and few epochs")
     train.set_defaults(func=cmd_train)
+
+    schedule = sub.add_parser("schedule", help="add fashion checkpoints trained elsewhere (`train fashion --out`) "
+                                               "to reports/fashion/schedules.json, for the validation comparison")
+    schedule.add_argument("task", choices=["fashion"])
+    schedule.add_argument("checkpoints", nargs="+", type=Path, metavar="checkpoint")
+    schedule.set_defaults(func=cmd_schedule)
 
     report = sub.add_parser("report", help="execute the notebooks (full: outputs in place + HTML in reports/)")
     report.add_argument("tasks", nargs="*", metavar="task",

@@ -110,6 +110,12 @@ def test_small_run_learns_and_its_checkpoint_is_reused(tmp_path, monkeypatch):
     record = json.loads(training.record_path(tmp_path / "m.pt").read_text())   # the training record beside it
     assert record["sha256"] == file_sha256(tmp_path / "m.pt") and record["training_key"] == meta["training_key"]
     assert record["device"] and len(record["history"]) == 2 and record["config"]["epochs"] == 2
+    choice = record["logit_offset"]   # chosen on validation, carried by the checkpoint, folded when loaded
+    assert choice == meta["logit_offset"] and choice["class_name"] == meta["classes"][choice["class"]]
+    raw, served = training.load_classifier(tmp_path / "m.pt", offset=False)[0], training.load_classifier(tmp_path / "m.pt")[0]
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(served(x) - raw(x), torch.eye(10)[choice["class"]] * choice["offset"], atol=1e-5)
 
     monkeypatch.setattr(training, "train_model", lambda *a, **k: pytest.fail("retrained an unchanged config"))
     again, meta2 = training.train_final(cfg, data, tmp_path / "m.pt")
@@ -127,7 +133,7 @@ def test_committed_weights_are_the_default_recipes_and_match_their_record():
     assert record["sha256"] == file_sha256(path)
     assert record["training_key"] == training.training_key(config.FashionConfig())
     _, meta = training.load_classifier(path)
-    assert meta["training_key"] == record["training_key"]
+    assert meta["training_key"] == record["training_key"] and meta["logit_offset"] == record["logit_offset"]
 
 
 def test_train_command_writes_a_candidates_checkpoint_and_record(tmp_path, capsys):

@@ -23,8 +23,8 @@ from torch import nn
 
 import config
 from cvtasks.cache import fingerprint
-from cvtasks.fashion.data import FashionData
-from cvtasks.fashion.training import TRAINING_FIELDS, predict_proba
+from cvtasks.fashion.data import FashionData, prepare_data
+from cvtasks.fashion.training import TRAINING_FIELDS, load_classifier, predict_proba
 from cvtasks.io import atomic_write_text, metrics_path
 from cvtasks.provenance import cpu_name, on_gpu, utc_now
 from cvtasks.stats import Interval, mean_interval, paired_difference
@@ -66,6 +66,16 @@ def record(path: Path, key: str, item: Mapping[str, Any]) -> dict[str, dict[str,
     entries[key] = dict(item)
     save(path, entries)
     return entries
+
+
+def add(checkpoint: str | Path) -> str:
+    """Add a checkpoint trained elsewhere (``train fashion --out DIR``, on a GPU, say) to its
+    recipe's schedules.json: its validation predictions on the hold-out its seed draws here."""
+    model, meta = load_classifier(checkpoint, offset=False)
+    cfg = config.FashionConfig(**{f: meta["config"][f] for f in TRAINING_FIELDS})
+    key = entry_key(meta)
+    record(path_of(cfg), key, entry(model, meta, prepare_data(cfg)))
+    return key
 
 
 def comparable(entries: Mapping[str, Mapping[str, Any]], final_key: str) -> dict[str, Mapping[str, Any]]:

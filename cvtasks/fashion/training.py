@@ -25,6 +25,7 @@ from torch.nn import functional as F
 import config
 from cvtasks.batches import Batches, augment
 from cvtasks.cache import fingerprint
+from cvtasks.fashion import offset as logit_offset
 from cvtasks.fashion.data import FashionData
 from cvtasks.io import atomic_write_text
 from cvtasks.models.fashion_nets import count_parameters, create_fashion_net
@@ -173,11 +174,13 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
     key = training_key(cfg)
     if reuse and checkpoint.exists():
         try:
-            model, meta = load_classifier(checkpoint)
+            model, meta = load_classifier(checkpoint, offset=False)
         except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
             print(f"checkpoint {checkpoint} is unreadable ({type(err).__name__}: {err}); retraining")
         else:
             if meta.get("training_key") == key:
+                if "logit_offset" not in meta:   # trained before the offset rule: chosen once, kept
+                    meta = save_trained(checkpoint, model, {**meta, "logit_offset": choose_offset(model, meta, data)})
                 return model, {**meta, "reused": True}
     device = pick_device(device)
     model, history = train_model(data, cfg, device=device)
@@ -189,28 +192,43 @@ def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | 
             "best_epoch": history.best_epoch, "train_seconds": history.seconds, "parameters": count_parameters(model),
             "tta_flip": cfg.tta_flip, "device": device_name(device), "git_commit": git_commit(),
             "date_utc": utc_now()}
+    meta["logit_offset"] = choose_offset(model, meta, data, device=device)
+    return model, save_trained(checkpoint, model, meta)
+
+
+def choose_offset(model: nn.Module, meta: dict[str, Any], data: FashionData, device: Any = None) -> dict[str, Any]:
+    """The worst-recalled class's logit offset, chosen on the validation images (offset.choose)."""
+    probs = predict_proba(model, data.x_val, meta["mean"], meta["std"], tta_flip=meta["tta_flip"], device=device)
+    choice = logit_offset.choose(np.log(np.clip(probs, 1e-12, None)), data.y_val, config.FASHION_OFFSET_GRID)
+    return {**choice, "class_name": meta["classes"][choice["class"]], "git_commit": git_commit()}
+
+
+def save_trained(checkpoint: Path, model: nn.Module, meta: dict[str, Any]) -> dict[str, Any]:
+    """Save the raw weights with their metadata (the offset as a choice, not folded) and the record."""
     save_checkpoint(checkpoint, model, **meta)
     write_record(checkpoint, meta)
-    return model, meta
+    return meta
 
 
 def write_record(checkpoint: Path, meta: dict[str, Any]) -> Path:
     """The training record a committed checkpoint carries: recipe, commit, device, seconds,
     validation history and the checkpoint's SHA-256 (so a reader can tell it is these weights)."""
     keep = ("training_key", "config", "device", "git_commit", "date_utc", "train_seconds", "best_epoch",
-            "parameters", "history")
-    record = {k: meta[k] for k in keep} | {"checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)}
+            "parameters", "logit_offset", "history")
+    record = ({k: meta[k] for k in keep} | {k: meta[k] for k in ("git_commit_note",) if k in meta}
+              | {"checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)})
     return atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1) + "\n")
 
 
-def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A trained classifier (eval mode, CPU) and its metadata from a train_final checkpoint."""
+def load_classifier(path: str | Path, *, offset: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """A trained classifier (eval mode, CPU) and its metadata from a train_final checkpoint;
+    ``offset``: with its validation-chosen logit offset folded in (as served), else as trained."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     arch = state["arch"]
     model = create_fashion_net(arch["name"], len(state["classes"]), dropout=arch["dropout"],
                                batchnorm=arch["batchnorm"], width=arch["width"], depth=arch.get("depth", 1))
     meta = load_checkpoint(path, model)
-    return model.eval(), meta
+    return (logit_offset.fold(model, meta.get("logit_offset")) if offset else model).eval(), meta
 
 
 @torch.no_grad()
