@@ -236,7 +236,7 @@ class StylesConfig(TaskConfig):
     """Styles_Avatars.ipynb: style and avatar generators."""
 
     QUICK: ClassVar[dict[str, Any]] = {"n_people": 120, "avatar_size": 32, "n_generated": 16,
-                                       "repeats": 3, "n_style_samples": 2000, "estimate_sample": 30}
+                                       "repeats": 3, "n_style_samples": 2000, "estimate_sample": 30, "seeds": 2}
     styles_csv: Path | None = None   # a user's own styles table; None: the embedded default
     avatars_dir: Path | None = None  # with styles_csv: the folder of the CSV's `image` column
     n_people: int = positive(600)
@@ -257,6 +257,7 @@ class StylesConfig(TaskConfig):
     layer_pseudo_count: float = positive(2.0)  # weight of the global pixel prior in method (b)
     classifier_size: int = positive(24)     # avatars are downscaled to this for the classifier
     palette_sizes: tuple[int, ...] = (4, 8, 16, 24, 32, 48)   # the palette experiment
+    seeds: int = positive(5)                # the headline figures again at seed, seed + 1, ...: their spread
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -298,12 +298,22 @@ def test_decode_roundtrip():
 @pytest.mark.slow
 def test_quick_run_end_to_end(tmp_path):
     cfg = config.get("styles", quick=True, paths=config.Paths.under(tmp_path, cache=config.CACHE_DIR))
-    m = StylesTask(cfg, caller="cli").run()
+    task = StylesTask(cfg, caller="cli")
+    m = task.run()
     assert m["styles/small/learned/mle/zero_rate"] > m["styles/full/learned/mle/zero_rate"]
     assert m["styles/small/learned/bayes/zero_rate"] == 0
     assert m["avatars/c_factor/recognisability"] > m["avatars/a_independent/recognisability"]
     assert m["avatars/b_conditional/recognisability"] > m["avatars/a_independent/recognisability"]
     assert m["avatars/prior_strength"] in cfg.prior_strengths
     assert 0 <= m["avatars/invalid_rate"] <= m["avatars/invalid_rate_a1"] + 0.05
-    assert all(math.isfinite(v) for v in m.values())
+    assert all(math.isfinite(v) for v in m.values() if not isinstance(v, str))
     assert json.loads((tmp_path / "reports/styles/quick/metrics.json").read_text()) == m
+    # the seeds stage: its own seed reproduces the heldout stage's full-size model, the others differ
+    per_seed = task.seeds_
+    assert m["headline/seeds"] == cfg.seeds == len(per_seed)
+    assert per_seed.loc[cfg.seed, "heldout_ll"] == pytest.approx(m["styles/full/learned/bayes/heldout_ll"])
+    assert per_seed.loc[cfg.seed, "invalid_rate"] == pytest.approx(m["avatars/invalid_rate"])
+    assert per_seed.heldout_ll.nunique() == cfg.seeds
+    low, high = m["styles/full/learned/bayes/heldout_ll_ci_low"], m["styles/full/learned/bayes/heldout_ll_ci_high"]
+    assert low < m["styles/full/learned/bayes/heldout_ll"] < high
+    assert m["headline/heldout_ll_ci_low"] <= m["headline/heldout_ll"] <= m["headline/heldout_ll_ci_high"]

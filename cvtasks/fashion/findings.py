@@ -96,11 +96,21 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                       f"{m['train/val_acc_seeds_max']:.4f})" if m.get("train/seeds", 0) > 1 else "")
                    + (("; the other recipes in schedules.json (epochs in the table): "
                        + ", ".join(versus(n) for n in others)) if others else "")
-                   + ". The rule, fixed before the long-schedule results (config.FASHION_CANDIDATES): the candidate "
+                   + ". The rules, fixed before the long-schedule results (config.FASHION_CANDIDATES): the candidate "
                    "with the best mean validation accuracy over its seeds replaces the recipe only when the interval "
-                   "of its paired gain lies above 0. Test-time flip, which doubles the inference, likewise: it "
-                   f"changes the final model's validation accuracy by {ci4(m, 'train/val_flip_gain')}, so it is "
-                   + ("adopted." if cfg.tta_flip else "not adopted."))
+                   "of its paired gain lies above 0; a wider network (more CPU per served image, "
+                   "bench/fashion_width_cost.py) replaces a narrower one only on the same condition. Test-time flip, "
+                   f"which doubles the inference, likewise: it changes the final model's validation accuracy by "
+                   f"{ci4(m, 'train/val_flip_gain')}, so it is " + ("adopted." if cfg.tta_flip else "not adopted."))
+    if "train/offset/value" in m:
+        raised = m["train/offset/value"] > 0
+        out.append(f"- **{m['train/offset/class']}'s logit offset** (the class with the lowest validation recall; "
+                   "rule in config.FASHION_OFFSET_GRID, fixed before its result): "
+                   + (f"+{m['train/offset/value']:.2f} on its logit raises the validation minimum of per-class "
+                      f"precision and recall from {m['train/offset/val_min_pr_before']:.3f} to "
+                      f"{m['train/offset/val_min_pr_after']:.3f}; the served model and the test figures above carry it."
+                      if raised else "no offset on the grid raises the validation minimum of per-class precision "
+                      f"and recall ({m['train/offset/val_min_pr_before']:.3f}), so none is applied."))
     if "train/seconds" in m:
         budget = config.FASHION_TRAIN_BUDGET_S
         where = m.get("train/device", "this machine")

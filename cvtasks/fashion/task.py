@@ -13,6 +13,7 @@ import pandas as pd
 import config
 from cvtasks.fashion import evaluation as E
 from cvtasks.fashion import findings, plots, schedules
+from cvtasks.fashion import offset as logit_offset
 from cvtasks.fashion import study as S
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
 from cvtasks.fashion.training import (
@@ -114,7 +115,12 @@ class FashionTask(Task):
                      "train/best_epoch": meta["best_epoch"], "model/parameters": int(meta["parameters"]),
                      "train/device": meta.get("device", "unknown"), "train/reused": int(bool(meta.get("reused")))})
         self.tracker.log_history("final", meta["history"])
-        self._schedules()
+        self._schedules()   # recipes compared as trained; the served model carries the offset
+        choice = meta["logit_offset"]
+        self.model_ = logit_offset.fold(self.model_, choice)
+        self.record({"train/offset/class": choice["class_name"], "train/offset/value": choice["offset"],
+                     "train/offset/val_min_pr_before": choice["val_min_pr_before"],
+                     "train/offset/val_min_pr_after": choice["val_min_pr_after"]})
         self.show("train/recipe", pd.Series(recipe(cfg)).astype(str).to_frame("final recipe"))
         self.tracker.log_artifact("fashion-model", "model", [model_path(cfg)], metadata=recipe(cfg))
         return meta

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cvtasks.prose import num
+from cvtasks.styles.seeds import HEADLINES
 
 EMBEDDED_GROUPS = {"hair": ["hairstyle", "hair_colour"], "clothes": ["clothes", "clothes_colour"],
                    "skin + glasses": ["skin", "accessory"]}
@@ -47,6 +48,10 @@ def attribute_groups(schema: Mapping[str, Any]) -> dict[str, list[str]]:
 def _mean_of(m: Mapping[str, float], prefix: str) -> float:
     values = [v for k, v in m.items() if k.startswith(prefix)]
     return sum(values) / len(values) if values else float("nan")
+
+
+def _with_interval(m: Mapping[str, float], key: str) -> str:
+    return f"{m[key]:.3g} [{m[key + '_ci_low']:.3g}, {m[key + '_ci_high']:.3g}]"
 
 
 def summary(m: Mapping[str, float], run_name: str) -> str:
@@ -125,6 +130,16 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
             f"copies: generated avatars lie {m['avatars/c_factor/nn_distance']:.3f}-"
             f"{m['avatars/a_independent/nn_distance']:.3f} RMSE from their nearest training avatar, held-out real "
             f"ones {m['avatars/real_nn_distance']:.3f}.")
+    if "headline/seeds" in m:
+        n = int(m["headline/seeds"])
+        figures = [f"{name} {_with_interval(m, f'headline/{key}')}" for key, name in HEADLINES.items()
+                   if f"headline/{key}" in m]
+        ll = "styles/full/learned/bayes/heldout_ll"
+        out.append(
+            f"- **Over {n} seeds** (each its own generated table, row split, sampled styles and avatars; mean over "
+            f"the seeds with its 95 % Student-t interval): " + "; ".join(figures) + ". This run's seed alone: test "
+            f"log-likelihood {_with_interval(m, ll)} (interval over its {int(m.get('data/n_test', 0))} test rows). "
+            "The figures above are this seed's; the seed table shows how far another seed moves them.")
     out.append("- **Data.** The embedded styles (every table above) are *generated* from a known distribution of ours and rendered with "
                "py-avataaars, which is what makes the true structure and KL computable; with a real table the "
                "same stages run, without the rows that need the truth.")

@@ -12,10 +12,12 @@ from cvtasks.data.styles import StyleData, ground_truth, load_styles
 from cvtasks.io import atomic_write_text
 from cvtasks.models.bayesnet import BayesNet, decode, encode, save_json
 from cvtasks.prose import slug
+from cvtasks.runtime import progress_bar
 from cvtasks.styles import avatars as A
 from cvtasks.styles import experiments as X
 from cvtasks.styles import findings, plots
 from cvtasks.styles import structure as G
+from cvtasks.styles.seeds import over_seeds, spread
 from cvtasks.styles.estimation import (
     bayes_rule,
     counts,
@@ -62,7 +64,8 @@ class StylesTask(Task):
     """Style generator (MLE, Bayes, a learned structure) and avatar generator."""
 
     name = "styles"
-    stages = ("data", "estimates", "structure", "prior", "heldout", "generate", "avatars", "avatar_experiments")
+    stages = ("data", "estimates", "structure", "prior", "heldout", "generate", "avatars", "avatar_experiments",
+              "seeds")
 
     @stage
     def data(self) -> Styles:
@@ -283,6 +286,27 @@ class StylesTask(Task):
         self.show("avatars/palette", palette.round(4).T)
         self.avatar_experiments_ = {"conditioning": cond, "palette": palette}
         return self.avatar_experiments_
+
+    @stage
+    def seeds(self) -> pd.DataFrame:
+        """The headline figures again at ``seeds`` seeds (each its own generated table, split,
+        sampled styles and avatars): their mean with a 95 % interval over seeds; per seed, the
+        test log-likelihood's interval over the test rows."""
+        self.require("heldout")
+        cfg = self.cfg
+        per_seed = over_seeds(cfg, progress=lambda seeds: progress_bar(seeds, desc="seeds"))
+        table = spread(per_seed)
+        self.record({"headline/seeds": len(per_seed)})
+        for key, row in table.iterrows():
+            self.record({f"headline/{key}": row["mean"], f"headline/{key}_ci_low": row.ci_low,
+                         f"headline/{key}_ci_high": row.ci_high})
+        own = per_seed.loc[cfg.seed]   # this run's seed: the same model as the heldout stage's full-size one
+        self.record({"styles/full/learned/bayes/heldout_ll_ci_low": own.heldout_ll_ci_low,
+                     "styles/full/learned/bayes/heldout_ll_ci_high": own.heldout_ll_ci_high})
+        self.show("seeds/per_seed", per_seed.round(3))
+        self.show("seeds/spread", table.round(3))
+        self.seeds_ = per_seed
+        return per_seed
 
     # --- prose from the metrics --------------------------------------------------------------
     def summary(self) -> str:
