@@ -380,6 +380,9 @@ class SearchConfig(TaskConfig):
     calibration_bins: int = positive(10)        # of the reliability diagram and the ECE
     nomatch_precision: float = fraction(0.9)    # "no good match" answers must be right this often ...
     nomatch_prevalence: float = fraction(0.15)  # ... when this share of searches has nothing to find
+    # the query-side statistic: mean cosine of the query to its k nearest gallery texts (the
+    # drawings' own titles and descriptions), one statistic per k; validation picks among them
+    nomatch_text_ks: tuple[int, ...] = (1, 3, 10)
     top_k: int = positive(10)
 
     def __post_init__(self) -> None:

@@ -211,3 +211,49 @@ def test_config_rejects_bad_values():
     for n in (0, -3, True, "all"):
         with pytest.raises(config.ConfigError, match="n_images"):
             dataclasses.replace(config.get("search"), n_images=n)
+
+
+def _texts(rng: np.random.Generator, centres: np.ndarray, per: int) -> np.ndarray:
+    return np.repeat(centres, per, axis=0) + 0.1 * rng.normal(size=(len(centres) * per, centres.shape[1]))
+
+
+def test_gallery_text_evidence_is_a_conformal_rank_and_leaves_a_querys_own_drawing_out():
+    rng = np.random.default_rng(0)
+    present, absent = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))   # subjects in / out of the gallery
+    texts = _texts(rng, present, 4)
+    owners = np.repeat([f"d{i}" for i in range(5)], 4)
+    null = _texts(rng, absent, 40)                                         # calibration: nothing to find
+    gallery = C.gallery_text(texts, owners, null, (1, 3))
+    fresh_absent, fresh_present = _texts(rng, absent, 20), _texts(rng, present, 20)
+    out = C.text_evidence(fresh_absent, gallery)["gallery text, k=3"]
+    assert 0.2 < out.mean() < 0.8 and (out > 0).all() and (out <= 1).all()   # null queries: ranks spread over (0, 1]
+    assert (C.text_evidence(fresh_present, gallery)["gallery text, k=3"] > 0.95).all()
+    # a gallery query's own drawing does not vouch for it: with d0's texts left out, a d0 query
+    # is as far from the rest as a subject the gallery lacks
+    own = np.full(len(fresh_present), "", dtype=object)
+    own[:20] = "d0"
+    sims = C.knn_similarity(fresh_present, gallery, (1,), own.astype(str))[1]
+    assert sims[:20].max() < sims[20:].min()
+
+
+def test_the_served_search_says_nothing_fits_from_the_gallery_text_and_keeps_its_ranking():
+    rng = np.random.default_rng(1)
+    present, absent = rng.normal(size=(4, 8)), rng.normal(size=(4, 8))
+    gallery_vectors = rng.normal(size=(6, 8))
+
+    class Dot:
+        def score_gallery(self, gallery, queries):
+            return queries @ gallery.T
+
+    bundle = service.Bundle(ranker="dot", scorers={"dot": Dot()}, weights={"dot": 1.0},
+                            calibrator=C.fit_calibrator(np.linspace(-5, 5, 50), np.linspace(0, 1, 50)),
+                            threshold=0.9, statistic="gallery text, k=1", gallery=gallery_vectors,
+                            files=[f"f{i}" for i in range(6)], titles=[f"t{i}" for i in range(6)], folder=".",
+                            text_encoder="none",
+                            texts=C.gallery_text(_texts(rng, present, 3), np.repeat(["a", "b", "c", "d"], 3),
+                                                 _texts(rng, absent, 30), (1,)))
+    queries = np.r_[_texts(rng, present, 2), _texts(rng, absent, 2)]
+    _, found, order = bundle.scored(queries)
+    assert found[:8].all() and found[8:].mean() < 0.5   # about 1 - 0.9 of the absent ones slip through
+    plain = service.Bundle(**{**bundle.__dict__, "texts": None, "statistic": "best", "threshold": -np.inf})
+    assert (plain.scored(queries)[2] == order).all()    # the answer changes, the ranking does not

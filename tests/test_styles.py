@@ -317,3 +317,15 @@ def test_quick_run_end_to_end(tmp_path):
     low, high = m["styles/full/learned/bayes/heldout_ll_ci_low"], m["styles/full/learned/bayes/heldout_ll_ci_high"]
     assert low < m["styles/full/learned/bayes/heldout_ll"] < high
     assert m["headline/heldout_ll_ci_low"] <= m["headline/heldout_ll"] <= m["headline/heldout_ll_ci_high"]
+
+
+def test_seed_spread_stays_inside_what_each_figure_can_be():
+    from cvtasks.styles.seeds import spread
+
+    per_seed = pd.DataFrame({"shd": [0, 0, 0, 0, 1], "invalid_rate": [0.0, 0.01, 0.0, 0.3, 0.02],
+                             "heldout_ll": [-11.0, -11.2, -10.9, -11.1, -11.3]}, index=[42, 43, 44, 45, 46])
+    table = spread(per_seed)
+    assert table.loc["shd", "ci_low"] == 0 and table.loc["invalid_rate", "ci_low"] == 0   # the t-interval reaches below 0
+    assert table.loc["shd", "mean"] == pytest.approx(0.2) and table.loc["shd", "ci_high"] > 0.2
+    assert table.loc["heldout_ll", "ci_low"] < -11.1 < table.loc["heldout_ll", "ci_high"] < 0
+    assert set(table.index) == {"shd", "invalid_rate", "heldout_ll"}

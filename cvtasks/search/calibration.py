@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
+
+from cvtasks.stats import bootstrap
 
 
 def fit_calibrator(scores: np.ndarray, target: np.ndarray) -> IsotonicRegression:
@@ -38,13 +41,61 @@ class NoMatch:
     statistic: str = "best"
 
 
-def nomatch_statistics(raw: np.ndarray, calibrated: np.ndarray) -> dict[str, np.ndarray]:
-    """Per query, how clearly the best drawing stands out (low: nothing fits): the best calibrated
-    score; the best raw score standardised over the gallery; the gap between the two best."""
+def nomatch_statistics(raw: np.ndarray, calibrated: np.ndarray,
+                       text_evidence: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per query, how clearly something in the gallery fits (low: nothing does). From the ranked
+    list: the best calibrated score; the best raw score standardised over the gallery; the gap
+    between the two best. From the query side, ``text_evidence`` (``text_evidence`` below)."""
     top2 = np.sort(raw, axis=1)[:, -2:]
     return {"best": calibrated.max(1),
             "standardised best": (raw.max(1) - raw.mean(1)) / (raw.std(1) + 1e-9),
-            "gap to the second": top2[:, 1] - top2[:, 0]}
+            "gap to the second": top2[:, 1] - top2[:, 0], **(text_evidence or {})}
+
+
+@dataclass(frozen=True)
+class GalleryText:
+    """The gallery's own text (its drawings' titles and descriptions) as unit sentence vectors,
+    and, per k, the k-NN similarities of the calibration queries: validation queries of
+    categories held out of the validation gallery, i.e. queries known to have nothing to find."""
+
+    vectors: np.ndarray                  # (texts, dim), unit length
+    owners: np.ndarray                   # the drawing each text describes
+    null: dict[int, np.ndarray]          # k -> sorted k-NN similarities of the calibration queries
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+
+def knn_similarity(queries: np.ndarray, texts: GalleryText | np.ndarray, ks: tuple[int, ...],
+                   own: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """Per k, each query's mean cosine to its k nearest gallery texts. ``own`` (per query, a
+    drawing or ""): that drawing's own texts are left out, so that a gallery query scored on
+    its way to the threshold is not found through its own title (a user's words are not the title)."""
+    vectors, owners = (texts.vectors, texts.owners) if isinstance(texts, GalleryText) else (_unit(texts), None)
+    sim = _unit(queries) @ vectors.T
+    if own is not None and owners is not None:
+        sim[(own[:, None] == owners[None, :]) & (own[:, None] != "")] = -np.inf
+    ranked = -np.sort(-sim, axis=1)
+    return {k: ranked[:, :min(k, ranked.shape[1])].mean(1) for k in ks}
+
+
+def gallery_text(texts: np.ndarray, owners: np.ndarray, null_queries: np.ndarray, ks: tuple[int, ...]) -> GalleryText:
+    """The gallery text, with the null k-NN similarities of queries known to have nothing to find."""
+    base = GalleryText(_unit(texts), np.asarray(owners), {})
+    return GalleryText(base.vectors, base.owners, {k: np.sort(v) for k, v in knn_similarity(null_queries, base, ks).items()})
+
+
+def text_evidence(queries: np.ndarray, texts: GalleryText, own: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per k, 1 - the conformal p-value of "nothing fits": the share of the calibration queries
+    (which have nothing to find) whose k-NN similarity lies below this query's, (#below + 1) / (n + 1)
+    with ties counted below. Low: the query is no closer to the gallery's text than queries that
+    find nothing; a threshold on it is a threshold on the similarity, read as a rank."""
+    out = {}
+    for k, s in knn_similarity(queries, texts, tuple(texts.null), own).items():
+        below = np.searchsorted(texts.null[k], s, side="right")
+        out[f"gallery text, k={k}"] = (below + 1) / (len(texts.null[k]) + 1)
+    return out
 
 
 def choose_statistic(stats: dict[str, np.ndarray], no_match: np.ndarray, precision: float,
@@ -83,14 +134,26 @@ def choose_nomatch(stat: np.ndarray, no_match: np.ndarray, precision: float, pre
     return chosen
 
 
-def nomatch_quality(stat: np.ndarray, no_match: np.ndarray, threshold: float, prevalence: float) -> dict[str, float]:
+def nomatch_quality(stat: np.ndarray, no_match: np.ndarray, threshold: float, prevalence: float,
+                    groups: np.ndarray | None = None, *, count: int = 0, seed: int = 0) -> dict[str, float]:
     """Precision at ``prevalence`` and recall of the "no good match" answers, and how well the
-    statistic separates the two kinds of query at all (ROC-AUC, 0.5: not at all)."""
-    from sklearn.metrics import roc_auc_score
-
+    statistic separates the two kinds of query at all (ROC-AUC, 0.5: not at all); with ``count``
+    resamples, precision's and recall's 95 % intervals (bootstrap over ``groups``: the drawings
+    the queries describe)."""
     answered = stat < threshold
-    return {"precision": _precision(answered, no_match, prevalence) if answered.any() else float("nan"),
-            "precision_as_sampled": float(no_match[answered].mean()) if answered.any() else float("nan"),
-            "recall": float(answered[no_match].mean()) if no_match.any() else float("nan"),
-            "roc_auc": float(roc_auc_score(no_match, -stat)) if 0 < no_match.sum() < len(no_match) else float("nan"),
-            "answered": int(answered.sum()), "no_match_queries": int(no_match.sum())}
+    out = {"precision": _precision(answered, no_match, prevalence) if answered.any() else float("nan"),
+           "precision_as_sampled": float(no_match[answered].mean()) if answered.any() else float("nan"),
+           "recall": float(answered[no_match].mean()) if no_match.any() else float("nan"),
+           "roc_auc": float(roc_auc_score(no_match, -stat)) if 0 < no_match.sum() < len(no_match) else float("nan"),
+           "answered": int(answered.sum()), "no_match_queries": int(no_match.sum())}
+    if count and answered.any() and no_match.any():
+        def precision(rows: np.ndarray) -> float:
+            return _precision(answered[rows], no_match[rows], prevalence) if answered[rows].any() else np.nan
+
+        def recall(rows: np.ndarray) -> float:
+            return float(answered[rows][no_match[rows]].mean()) if no_match[rows].any() else np.nan
+
+        for name, statistic in (("precision", precision), ("recall", recall)):
+            interval = bootstrap(statistic, len(stat), groups, count=count, seed=seed)
+            out.update({f"{name}_ci_low": interval.low, f"{name}_ci_high": interval.high})
+    return out

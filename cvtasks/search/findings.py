@@ -47,6 +47,12 @@ def summary(m: Mapping[str, Any], run_name: str) -> str:
     return "\n".join(lines)
 
 
+def _with_ci(m: Mapping[str, Any], key: str) -> str:
+    if key + "_ci_low" not in m:
+        return f"{m[key]:.2f}"
+    return f"{m[key]:.2f} [{m[key + '_ci_low']:.2f}, {m[key + '_ci_high']:.2f}]"
+
+
 def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
     out = ["## Conclusions", "", "Every figure below is read from this run's metrics; intervals are 95 % bootstrap "
            "intervals over queries. The votes are *derived* from a documented rule, not cast by people.", ""]
@@ -95,13 +101,20 @@ def conclusions(m: Mapping[str, Any], cfg: Any) -> str:
                    f"score, min-max scaled: {m.get('calibration/test/ece_uncalibrated', float('nan')):.3f}).")
     if "nomatch/test/precision" in m:
         ok = m["nomatch/test/precision"] >= cfg.nomatch_precision
+        text_side = str(m["nomatch/statistic"]).startswith("gallery text")
         out.append(f"- **\"No good match\"**: when the {m['nomatch/statistic']} falls below {m['nomatch/threshold']:.3g} "
                    f"(statistic and threshold chosen on validation for precision >= {cfg.nomatch_precision:.2f}) the "
-                   f"search answers that nothing fits. On test, with queries of categories no gallery drawing "
-                   f"belongs to and {m['nomatch/prevalence']:.0%} of searches assumed to have nothing to find, that "
-                   f"answer is right {m['nomatch/test/precision']:.2f} of the time ({'met' if ok else 'missed'}) and "
-                   f"catches {m['nomatch/test/recall']:.2f} of those queries. The statistic separates the two kinds of "
-                   f"query with ROC-AUC {m['nomatch/test/roc_auc']:.2f} (0.5: not at all): a ranker that puts a "
-                   f"query's own drawing first only {m.get('new_queries/test/recall@1', float('nan')):.0%} of the time "
-                   "cannot tell a missing subject from a hard one.")
+                   "search answers that nothing fits. "
+                   + ("That statistic is the query's side: its mean cosine to the k nearest texts of the gallery's own "
+                      "drawings (each gallery query's own drawing left out: a user's words are not the title), read as "
+                      "1 minus a conformal p-value against validation queries of categories held out of the gallery. "
+                      if text_side else "")
+                   + f"On test, with queries of categories no gallery drawing belongs to and "
+                   f"{m['nomatch/prevalence']:.0%} of searches assumed to have nothing to find, the answer is given "
+                   f"{int(m['nomatch/test/answered'])} times, right {_with_ci(m, 'nomatch/test/precision')} of the "
+                   f"time ({'met' if ok else 'missed'}), and catches {_with_ci(m, 'nomatch/test/recall')} of those "
+                   f"queries. The statistic separates the two kinds of query with ROC-AUC "
+                   f"{m['nomatch/test/roc_auc']:.2f} (validation {m['nomatch/val/roc_auc']:.2f}; 0.5: not at all): "
+                   "at a 90 % precision bar it may answer only for the few queries least like anything in the "
+                   "gallery. The ranking itself is untouched by this answer.")
     return "\n".join(out)

@@ -40,6 +40,7 @@ class Bundle:
     titles: list[str]
     folder: str
     text_encoder: str
+    texts: Any = None            # the gallery's own text (calibration.GalleryText), for the query-side statistic
 
     def raw_scores(self, query_vectors: np.ndarray) -> np.ndarray:
         """(queries, gallery) scores: one scorer's own, or a weighted sum of z-scored ones."""
@@ -56,11 +57,12 @@ class Bundle:
         """Calibrated (queries, gallery) scores, whether each query finds a good match, and the
         gallery's order for each query, best first. The order follows the ranker's own scores:
         the calibration is a step function, so drawings it ties keep the ranker's order."""
-        from cvtasks.search.calibration import nomatch_statistics
+        from cvtasks.search.calibration import nomatch_statistics, text_evidence
 
         raw = self.raw_scores(query_vectors)
         calibrated = self.calibrator.predict(raw.ravel()).reshape(raw.shape)
-        found = nomatch_statistics(raw, calibrated)[self.statistic] >= self.threshold
+        evidence = text_evidence(query_vectors, self.texts) if self.texts is not None else None
+        found = nomatch_statistics(raw, calibrated, evidence)[self.statistic] >= self.threshold
         return calibrated, found, np.argsort(-raw, axis=1, kind="stable")
 
 
@@ -116,7 +118,7 @@ def search(query: str, bundle: Bundle, k: int) -> tuple[pd.DataFrame, list[str]]
     hits = pd.DataFrame({"score": scores[best], "title": [bundle.titles[j] for j in best],
                          "file": [str(Path(bundle.folder) / bundle.files[j]) for j in best]})
     if not found[0]:
-        notes.append(f"no good match: no drawing stands out enough ({bundle.statistic} below the threshold "
+        notes.append(f"nothing fits: no good match in this gallery ({bundle.statistic} below the threshold "
                      "chosen on validation)")
         return hits.iloc[:0], notes
     return hits, notes

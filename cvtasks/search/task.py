@@ -244,21 +244,31 @@ class SearchTask(Task):
         gallery with the queries of held-out categories."""
         self.require("calibrate")
         cfg, d = self.cfg, self.data_
-        stats = {}
+        null = self.features_.queries["val"][(d.val.queries.kind == "nomatch").to_numpy()]
+        self.gallery_text_, stats = {}, {}
         for split, scores in (("val", self._scores("val")[self.ranker_]), ("test", self.test_scores_[self.ranker_])):
-            g = getattr(d, split)
+            g, vectors = getattr(d, split), self.features_.queries[split]
             keep = g.queries.kind.isin(["new", "nomatch"]).to_numpy()
             raw = scores[keep]
             calibrated = self.calibrator_.predict(raw.ravel()).reshape(raw.shape)
-            stats[split] = (C.nomatch_statistics(raw, calibrated), (g.queries.kind[keep] == "nomatch").to_numpy())
+            texts = g.queries.image != ""   # the gallery's own text: its drawings' titles and descriptions
+            if len(null):
+                self.gallery_text_[split] = C.gallery_text(vectors[texts.to_numpy()], g.queries.image[texts].to_numpy(),
+                                                           null, cfg.nomatch_text_ks)
+            evidence = (C.text_evidence(vectors[keep], self.gallery_text_[split], g.queries.image[keep].to_numpy())
+                        if len(null) else None)
+            stats[split] = (C.nomatch_statistics(raw, calibrated, evidence),
+                            (g.queries.kind[keep] == "nomatch").to_numpy())
         if not stats["val"][1].any():
             self.nomatch_ = None
             self.show("nomatch/none", "*No query without a match in the validation gallery: the threshold cannot "
                                       "be chosen (the embedded build holds out whole categories for that).*")
             return {}
         choice = C.choose_statistic(stats["val"][0], stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
+        keep = d.test.queries.kind.isin(["new", "nomatch"]).to_numpy()
+        drawings = d.test.queries.query_id[keep].str.rsplit("#", n=1).str[0].to_numpy()   # a drawing's queries resample together
         quality = C.nomatch_quality(stats["test"][0][choice.statistic], stats["test"][1], choice.threshold,
-                                    cfg.nomatch_prevalence)
+                                    cfg.nomatch_prevalence, drawings, count=cfg.resamples, seed=cfg.seed)
         val_quality = C.nomatch_quality(stats["val"][0][choice.statistic], stats["val"][1], choice.threshold,
                                         cfg.nomatch_prevalence)
         self.nomatch_ = choice
@@ -275,8 +285,11 @@ class SearchTask(Task):
                                                       for n, c in per_stat.items()}).T
                   .map(lambda v: f"{v:.3g}"))   # significant digits: a threshold of 2e-4 is not 0.000
         keys = ("precision", "recall", "roc_auc")
+        interval = {k: f"[{quality[k + '_ci_low']:.3f}, {quality[k + '_ci_high']:.3f}]" if k + "_ci_low" in quality
+                    else "-" for k in keys}
         self.show("nomatch/table", pd.DataFrame({"validation": {k: val_quality[k] for k in keys},
-                                                 "test": {k: quality[k] for k in keys}}).round(3))
+                                                 "test": {k: quality[k] for k in keys}}).round(3)
+                  .assign(**{"test, 95 % interval": pd.Series(interval)}))
         self.show("nomatch/scores", plots.nomatch_figure(stats["test"][0][choice.statistic], stats["test"][1],
                                                          choice.threshold, choice.statistic))
         return {"choice": choice, "test": quality}
@@ -290,10 +303,13 @@ class SearchTask(Task):
         parts = self.blend_parts if self.ranker_ == "blend" else (self.ranker_,)
         titles = _titles(d.test)
         nomatch = getattr(self, "nomatch_", None)
-        bundle = service.Bundle(self.ranker_, {p: self.models_[p] for p in parts}, {p: 1.0 / len(parts) for p in parts},
-                                self.calibrator_, nomatch.threshold if nomatch else -np.inf,
-                                nomatch.statistic if nomatch else "best", self.features_.gallery["test"], d.test.images,
-                                [titles.get(n, n) for n in d.test.images], str(d.test.folder), cfg.text_encoder)
+        bundle = service.Bundle(ranker=self.ranker_, scorers={p: self.models_[p] for p in parts},
+                                weights={p: 1.0 / len(parts) for p in parts}, calibrator=self.calibrator_,
+                                threshold=nomatch.threshold if nomatch else -np.inf,
+                                statistic=nomatch.statistic if nomatch else "best",
+                                gallery=self.features_.gallery["test"], files=d.test.images,
+                                titles=[titles.get(n, n) for n in d.test.images], folder=str(d.test.folder),
+                                text_encoder=cfg.text_encoder, texts=getattr(self, "gallery_text_", {}).get("test"))
         path = service.save(bundle, service.bundle_path(cfg))
         self.tracker.log_artifact("search-ranker", "model", [path], metadata={"ranker": self.ranker_})
         per = self.test_per_query_[self.ranker_]

@@ -132,7 +132,7 @@ def conclusions(m: Mapping[str, float], cfg: Any) -> str:
             f"ones {m['avatars/real_nn_distance']:.3f}.")
     if "headline/seeds" in m:
         n = int(m["headline/seeds"])
-        figures = [f"{name} {_with_interval(m, f'headline/{key}')}" for key, name in HEADLINES.items()
+        figures = [f"{name} {_with_interval(m, f'headline/{key}')}" for key, (name, _) in HEADLINES.items()
                    if f"headline/{key}" in m]
         ll = "styles/full/learned/bayes/heldout_ll"
         out.append(

@@ -22,15 +22,16 @@ from cvtasks.styles import experiments as X
 from cvtasks.styles import structure as G
 from cvtasks.styles.estimation import fit_model
 
-# the figures every seed gives, with how the notebook names them
+# the figures every seed gives: how the notebook names them, and the range they can take (a
+# Student-t interval over five counts can reach below 0; it is cut at what the figure can be)
 HEADLINES = {
-    "heldout_ll": "test log-likelihood per style (nats), learned structure, Bayes",
-    "shd": "SHD of the learned skeleton to the true one",
-    "reversed_edges": "learned edges pointing against the true ones",
-    "invalid_rate": "share of sampled styles no person could have",
-    "recognisability/a_independent": "avatar recognisability (a) independent pixels",
-    "recognisability/b_conditional": "avatar recognisability (b) pixels given the style",
-    "recognisability/c_factor": "avatar recognisability (c) factor model",
+    "heldout_ll": ("test log-likelihood per style (nats), learned structure, Bayes", (-np.inf, 0.0)),
+    "shd": ("SHD of the learned skeleton to the true one", (0.0, np.inf)),
+    "reversed_edges": ("learned edges pointing against the true ones", (0.0, np.inf)),
+    "invalid_rate": ("share of sampled styles no person could have", (0.0, 1.0)),
+    "recognisability/a_independent": ("avatar recognisability (a) independent pixels", (0.0, 1.0)),
+    "recognisability/b_conditional": ("avatar recognisability (b) pixels given the style", (0.0, 1.0)),
+    "recognisability/c_factor": ("avatar recognisability (c) factor model", (0.0, 1.0)),
 }
 
 
@@ -70,10 +71,10 @@ def over_seeds(cfg, progress=None) -> pd.DataFrame:
 def spread(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Each headline figure's mean over the seeds with its 95 % Student-t interval, and its range."""
     rows = {}
-    for key, name in HEADLINES.items():
+    for key, (name, (lowest, highest)) in HEADLINES.items():
         if key in per_seed:
             values = per_seed[key].to_numpy(float)
             mean = seeds_interval(values)
-            rows[key] = {"figure": name, "mean": mean.value, "ci_low": mean.low, "ci_high": mean.high,
-                         "min": values.min(), "max": values.max()}
+            rows[key] = {"figure": name, "mean": mean.value, "ci_low": max(mean.low, lowest),
+                         "ci_high": min(mean.high, highest), "min": values.min(), "max": values.max()}
     return pd.DataFrame.from_dict(rows, orient="index")
