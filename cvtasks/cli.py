@@ -186,18 +186,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     quick = _quick(args)
     out = metrics_path("fashion", quick, name=BENCH_FILES[args.target])
-    if args.seconds and args.target != "soak":
-        print("--seconds sets the soak's length; `bench serve` runs its fixed schedule", file=sys.stderr)
+    if args.seconds and args.target == "serve":
+        print("--seconds sets a soak's length; `bench serve` runs its fixed schedule", file=sys.stderr)
         return 2
     try:
         summary = (loadtest.bench_serve(quick, log_dir=out.parent / "bench_logs") if args.target == "serve"
-                   else loadtest.soak(quick, log_dir=out.parent / "bench_logs", seconds=args.seconds))
+                   else loadtest.soak(quick, log_dir=out.parent / "bench_logs", seconds=args.seconds,
+                                      trace_memory=args.target == "memory"))
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
     text = json.dumps(summary, indent=2)
     atomic_write_text(out, text + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "windows"}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("windows", "memory_trace")}, indent=2))
     print(f"wrote {out}")
     return 0
 
@@ -307,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     bench = sub.add_parser("bench", help="benchmarks: `bench serve` load-tests the service on loopback, "
-                                         "`bench soak` holds the target rate with product photos")
-    bench.add_argument("target", choices=["serve", "soak"])   # cvtasks.serve.summary.BENCH_FILES
+                                         "`bench soak` holds the target rate with product photos, `bench memory` "
+                                         "soaks with the server tracing its heap (what grows)")
+    bench.add_argument("target", choices=["serve", "soak", "memory"])   # cvtasks.serve.summary.BENCH_FILES
     bench.add_argument("--quick", action="store_true", help="short runs against the quick model")
     bench.add_argument("--seconds", type=float, help="the soak's length (default: ServeConfig.soak_seconds)")
     bench.set_defaults(func=cmd_bench)

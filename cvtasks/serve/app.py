@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import config
+from cvtasks.serve import memtrace
 from cvtasks.serve.batching import MicroBatcher
 from cvtasks.serve.imaging import ImageError, decode
 
@@ -211,6 +212,8 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
         metrics.ready.set(1)
         metrics.workers_ready.set(1)
         sampler = asyncio.create_task(metrics.sample_forever())
+        trace = memtrace.trace_target()   # bench memory: what the heap holds over a long run
+        tracer = asyncio.create_task(memtrace.watch(trace, settings.soak_window_s * 6)) if trace else None
         log.info(json.dumps({"event": "ready", "model": clf.name, "version": clf.version}))
         try:
             yield
@@ -218,6 +221,8 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
             metrics.ready.set(0)
             metrics.workers_ready.set(0)
             sampler.cancel()
+            if tracer is not None:
+                tracer.cancel()
             await batcher.stop()
             metrics.close()
             log.info(json.dumps({"event": "stopped"}))

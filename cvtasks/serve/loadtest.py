@@ -13,6 +13,8 @@ not counted.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import numpy as np
 import psutil
 
 import config
+from cvtasks.serve import memtrace
 from cvtasks.serve.imaging import decode
 from cvtasks.serve.uploads import Upload, kind_uploads, product_uploads, small_png
 
@@ -47,9 +50,9 @@ class Server:
 
 
 def start_server(backend: str, model: Path, log: Path, *, max_batch: int, threads: int, workers: int = 1,
-                 draft_side: int | None = None, timeout_s: float = 60.0) -> Server:
+                 draft_side: int | None = None, timeout_s: float = 60.0, env: dict[str, str] | None = None) -> Server:
     """Start ``python -m cvtasks serve`` on a free loopback port and wait for /health/ready
-    (``draft_side`` None: the configured JPEG decoding)."""
+    (``draft_side`` None: the configured JPEG decoding; ``env``: added to the server's environment)."""
     import urllib.request
 
     port = free_port()
@@ -58,7 +61,8 @@ def start_server(backend: str, model: Path, log: Path, *, max_batch: int, thread
            "--workers", str(workers)] + ([] if draft_side is None else ["--decode-draft-side", str(draft_side)])
     start = time.perf_counter()
     with open(log, "w") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=config.ROOT)
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=config.ROOT,
+                                   env={**os.environ, **(env or {})})
     url = f"http://{HOST}:{port}"
     while time.perf_counter() - start < timeout_s:
         if process.poll() is not None:
@@ -427,10 +431,11 @@ def rss_slope_mb_per_h(samples, skip_s: float) -> float:
     return float(np.polyfit(s[:, 0] / 3600, s[:, 1] / 2**20, 1)[0])
 
 
-def soak(quick: bool, log_dir: Path, seconds: float | None = None) -> dict[str, Any]:
+def soak(quick: bool, log_dir: Path, seconds: float | None = None, trace_memory: bool = False) -> dict[str, Any]:
     """``soak_seconds`` (or ``seconds``) at ``soak_rate`` req/s of generated product photos
     (cvtasks.serve.uploads) against the service as configured (``workers``); per-window latency,
-    errors, RSS and CPU."""
+    errors, RSS and CPU. ``trace_memory``: the server traces its heap (cvtasks.serve.memtrace) and
+    the result holds the trace and what it says grew."""
     from cvtasks.fashion.data import prepare_data
 
     fashion_cfg, settings, _ = _needs(quick, **({"soak_seconds": seconds} if seconds else {}))
@@ -438,8 +443,11 @@ def soak(quick: bool, log_dir: Path, seconds: float | None = None) -> dict[str, 
     items = prepare_data(fashion_cfg).x_test
     uploads = product_uploads(items, settings.soak_uploads, fashion_cfg.seed, settings.upload_sizes,
                               settings.upload_jpeg_share, settings.upload_bad_share)
+    trace = log_dir / "memtrace.jsonl"
+    trace.unlink(missing_ok=True)
     server = start_server("onnx", settings.model_path, log_dir / "server-soak.log", max_batch=settings.max_batch,
-                          threads=settings.threads, workers=settings.workers)
+                          threads=settings.threads, workers=settings.workers,
+                          env={memtrace.ENV: str(trace)} if trace_memory else None)
     sampler = ResourceSampler(server.process.pid, every_s=1.0)
     try:
         drive(server, sampler, uploads, rate=None, concurrency=4, seconds=2.0, max_requests=200)   # warm-up
@@ -468,4 +476,14 @@ def soak(quick: bool, log_dir: Path, seconds: float | None = None) -> dict[str, 
             "cpu_percent_mean": overall["server_cpu_percent"],
             "cpu_percent_of_cores": round(overall["server_cpu_percent"] / stamped["cpu_count"], 1),
             "cpu_ms_per_request": overall["cpu_ms_per_request"], "graceful_shutdown": graceful,
-            "windows": soak_windows(result.records, samples, settings.soak_window_s)}
+            "windows": soak_windows(result.records, samples, settings.soak_window_s),
+            **(_memory_trace(trace, skip_s=settings.soak_window_s * 30) if trace_memory else {})}
+
+
+def _memory_trace(path: Path, skip_s: float) -> dict[str, Any]:
+    """The server's memory trace, and what grew after the first ``skip_s`` seconds."""
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if not records:
+        return {"memory_trace": [], "memory_growth": {}}
+    return {"memory_trace": records, "memory_growth": memtrace.summary(records, skip_s),
+            "note": "tracemalloc was on: latency and CPU of this run are not the soak's figures"}

@@ -11,7 +11,7 @@ import config
 
 
 # The file each ``python -m cvtasks bench <target>`` writes under reports/fashion/.
-BENCH_FILES = {"serve": "bench_serve", "soak": "soak"}
+BENCH_FILES = {"serve": "bench_serve", "soak": "soak", "memory": "soak_memory"}
 
 
 def _row(what: str, target: str, value: Any, ok: bool | None) -> dict[str, Any]:
