@@ -54,6 +54,7 @@ class BrandsTask(Task):
     name = "brands"
     stages = ("data", "baseline", "features", "frozen", "finetune", "small_cnn", "evaluate", "imbalance",
               "embeddings", "active_learning", "autolabel")
+    prose = findings
 
     def _seeds(self) -> list[int]:
         return [self.cfg.seed + k for k in range(self.cfg.seeds)]
@@ -335,15 +336,6 @@ class BrandsTask(Task):
         self.autolabel_ = table
         return table
 
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
-
 
 @torch.no_grad()
 def _penultimate(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -351,4 +343,3 @@ def _penultimate(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     model.eval().cpu()
     x = torch.as_tensor(x)
     return np.concatenate([model.embed(x[s:s + batch_size].float()).numpy() for s in range(0, len(x), batch_size)])
-

@@ -47,6 +47,7 @@ class FashionTask(Task):
 
     name = "fashion"
     stages = ("data", "architectures", "study", "train", "evaluate", "export", "service")
+    prose = findings
 
     @stage
     def data(self) -> FashionData:
@@ -276,11 +277,5 @@ class FashionTask(Task):
         self.service_ = found
         return found or None
 
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg, getattr(self, "service_", None)))
+    def conclusion_inputs(self) -> dict:
+        return {"service": getattr(self, "service_", None)}   # the bench files the service stage read

@@ -84,6 +84,7 @@ class SpillTask(Task):
     name = "spill"
     stages = ("data", "autoencoder", "scores", "baselines", "maps", "errors", "lighting_shift", "design",
               "experiments")
+    prose = findings
 
     def budget(self) -> Budget:
         return Budget(self.cfg.epochs, self.cfg.patience, self.cfg.lr, self.cfg.batch_size)
@@ -452,12 +453,3 @@ class SpillTask(Task):
                 self.record({f"experiments/{slug(change)}/val_shift_tnr": row["val_shift_tnr"]})
         self.show("experiments/table", table)
         return table
-
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))

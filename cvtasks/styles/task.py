@@ -66,6 +66,7 @@ class StylesTask(Task):
     name = "styles"
     stages = ("data", "estimates", "structure", "prior", "heldout", "generate", "avatars", "avatar_experiments",
               "seeds")
+    prose = findings
 
     @stage
     def data(self) -> Styles:
@@ -305,12 +306,3 @@ class StylesTask(Task):
         self.show("seeds/spread", table.round(3))
         self.seeds_ = per_seed
         return per_seed
-
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
