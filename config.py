@@ -571,6 +571,9 @@ class ServeConfig(TaskConfig):
     # photos of validation items (99.3 % of 600, 224-2,016 px); docs/serve.md
     decode_draft_side: int = non_negative(448)
     top_k: int = positive(3)
+    # glibc: blocks from this size up (decoded photos, upload buffers) get their own mmap, freed
+    # back to the system; 0: glibc's default, whose arenas keep freed memory (docs/serve.md, Memory)
+    malloc_mmap_threshold: int = non_negative(131072)
     graceful_shutdown_s: int = positive(5)
     prometheus_port: int = positive(9090)      # python -m cvtasks monitor
     # load test (python -m cvtasks bench serve): fixed rates, then saturation
