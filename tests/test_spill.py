@@ -38,7 +38,7 @@ def test_threshold_policies_on_a_hand_made_case():
     m = T.detection(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), thr, "val")
     assert m["val/tpr"] == 1 and m["val/tnr"] == 1
     with pytest.raises(ValueError, match="both classes"):
-        T.choose_threshold([0, 0], [0.1, 0.2])
+        T.choose_threshold([0, 0], [0.1, 0.2], "youden")
     with pytest.raises(ValueError, match="policy"):
         T.choose_threshold(y, s, "median")
 

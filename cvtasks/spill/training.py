@@ -57,8 +57,8 @@ def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return augment(x, ("dihedral",), gen)
 
 
-def photometric(raw: torch.Tensor, gen: torch.Generator, *, normalisation: str = "local", sigma: float = 4.0,
-                max_gain: float = 2.5) -> torch.Tensor:
+def photometric(raw: torch.Tensor, gen: torch.Generator, *, normalisation: str = config.SpillConfig.normalisation,
+                sigma: float = config.SpillConfig.normalisation_sigma, max_gain: float = 2.5) -> torch.Tensor:
     """Raw images (B, 3, H, W) in [0, 1] under other light, then normalised as the model sees
     them: a global exposure gain (log-uniform 1/4 .. ``max_gain``, highlights clipped) and, for
     half of them, a smooth pool of light; what a camera's exposure and a lamp change."""
