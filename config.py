@@ -256,6 +256,12 @@ class StylesConfig(TaskConfig):
     n_generated: int = positive(64)         # avatars generated per method
     layer_pseudo_count: float = positive(2.0)  # weight of the global pixel prior in method (b)
     classifier_size: int = positive(24)     # avatars are downscaled to this for the classifier
+    classifier_components: int = positive(40)   # its PCA: a few dozen components keep the fit to a second
+    classifier_c: float = positive(0.5)     # its logistic regressions' inverse regularisation
+    # method (c), the factor model: the style's ridge map to pixels plus a PCA of the residual
+    factor_components: int = positive(16)
+    factor_ridge_alpha: float = positive(1.0)
+    factor_noise_scale: float = non_negative(0.7)   # how much of the residual's spread a sample draws
     palette_sizes: tuple[int, ...] = (4, 8, 16, 24, 32, 48)   # the palette experiment
     seeds: int = positive(5)                # the headline figures again at seed, seed + 1, ...: their spread
 
@@ -528,6 +534,20 @@ EXPORT_TARGETS = {"max_abs_diff": 1e-4, "top1_agreement": 0.999, "int8_drop_poin
 
 
 @dataclass(frozen=True)
+class FinetuneSettings:
+    """DeepFashion fine-tuning (cvtasks.deepfashion_finetune, the online path): a stratified
+    validation split, the encoder's last ``train_last`` modules trained with a new head."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    image_size: int | None = None     # input side; None: the encoder's own (224)
+    val_fraction: float = 0.2
+    train_last: int = 2
+    seed: int = SEED
+
+
+@dataclass(frozen=True)
 class ServeConfig(TaskConfig):
     """The fashion classifier's web service and its load test."""
 
@@ -551,6 +571,9 @@ class ServeConfig(TaskConfig):
     # photos of validation items (99.3 % of 600, 224-2,016 px); docs/serve.md
     decode_draft_side: int = non_negative(448)
     top_k: int = positive(3)
+    # glibc: blocks from this size up (decoded photos, upload buffers) get their own mmap, freed
+    # back to the system; 0: glibc's default, whose arenas keep freed memory (docs/serve.md, Memory)
+    malloc_mmap_threshold: int = non_negative(131072)
     graceful_shutdown_s: int = positive(5)
     prometheus_port: int = positive(9090)      # python -m cvtasks monitor
     # load test (python -m cvtasks bench serve): fixed rates, then saturation

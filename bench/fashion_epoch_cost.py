@@ -21,7 +21,8 @@ import torch
 import config
 from cvtasks.fashion import schedules
 from cvtasks.fashion.data import prepare_data
-from cvtasks.fashion.training import TRAINING_FIELDS, train_model
+from cvtasks.fashion.training import train_model
+from cvtasks.models.fashion_classifier import TRAINING_FIELDS
 from cvtasks.provenance import cpu_name, on_gpu
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["CVTASKS_WANDB"] = "disabled"
 
 import config  # noqa: E402
-from cvtasks.cli import TASK_CLASSES, task_class  # noqa: E402
+from cvtasks.registry import TASK_CLASSES, task_class  # noqa: E402
 
 
 def main() -> None:

@@ -2,28 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import config
+from cvtasks.registry import TASK_CLASSES, task_class
 
 # The task objects (cvtasks.task.Task), imported when a command needs one.
-TASK_CLASSES = {
-    "brands": ("cvtasks.brands", "BrandsTask"),
-    "styles": ("cvtasks.styles", "StylesTask"),
-    "spill": ("cvtasks.spill", "SpillTask"),
-    "search": ("cvtasks.search", "SearchTask"),
-    "fashion": ("cvtasks.fashion", "FashionTask"),
-}
-
-
-def task_class(name: str):
-    module, attr = TASK_CLASSES[name]
-    return getattr(importlib.import_module(module), attr)
-
-
 def _quick(args: argparse.Namespace) -> bool:
     """--quick or CVTASKS_QUICK=1. Passed on explicitly (config, kernel environment), never
     written back into this process's environment."""
@@ -47,8 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one fashion recipe (the default, or a long-schedule candidate) and write its
     checkpoint and training record; needs only torch, so it runs as it is on an accelerator."""
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.fashion.data import prepare_data
-    from cvtasks.fashion.training import model_path, train_final
+    from cvtasks.fashion.training import train_final
+    from cvtasks.models.fashion_classifier import model_path
 
     quick = _quick(args)
     overrides = {k: v for k, v in (config.FASHION_CANDIDATES[args.candidate] if args.candidate else {}).items()
@@ -66,6 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Add fashion checkpoints trained elsewhere to reports/fashion/schedules.json."""
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.fashion import schedules
 
     for checkpoint in args.checkpoints:
@@ -74,6 +63,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.report import NotebookError, execute_many
 
     unknown = sorted(set(args.tasks) - set(config.NOTEBOOKS))
@@ -90,8 +80,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.fashion.data import prepare_data
-    from cvtasks.fashion.training import model_path
+    from cvtasks.models.fashion_classifier import model_path
     from cvtasks.io import atomic_write_text, write_metrics
     from cvtasks.serve.export import export_fashion
 
@@ -114,6 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.serve.server import serve
 
     quick = _quick(args)
@@ -131,6 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks import readme
 
     changed = readme.rewrite()
@@ -143,6 +136,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     import signal
     import time
 
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.serve import loadtest, monitor
 
     def interrupted(*_):
@@ -180,6 +174,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.io import atomic_write_text, metrics_path
     from cvtasks.serve import loadtest
     from cvtasks.serve.summary import BENCH_FILES
@@ -204,6 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.fashion import study
     from cvtasks.fashion.data import prepare_data
     from cvtasks.tracking import Tracker
@@ -229,6 +225,7 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    # imported here, not at the top: each command loads only its own stack (start-up time)
     from cvtasks.search import service
 
     cfg = config.get("search", quick=_quick(args))

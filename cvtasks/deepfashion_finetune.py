@@ -54,14 +54,16 @@ class EncoderClassifier(nn.Module):
         return self.head(self.encoder.embed(x))
 
 
-def finetune(dataset: DeepFashionDataset, *, encoder: str | ImageEncoder = "auto", epochs: int = 5,
-             batch_size: int = 32, lr: float = 1e-3, image_size: int | None = None, val_fraction: float = 0.2,
-             train_last: int = 2, device: str | torch.device | None = None, seed: int = config.SEED,
+def finetune(dataset: DeepFashionDataset, settings: config.FinetuneSettings = config.FinetuneSettings(), *,
+             encoder: str | ImageEncoder = "auto", device: str | torch.device | None = None,
              progress: bool = False) -> tuple[EncoderClassifier, History]:
     """Fine-tune on a stratified split of ``dataset``; returns the best model (by val/acc) and history.
 
-    ``image_size``: input side (default: the encoder's own, 224); smaller sizes make tests cheap.
+    ``settings.image_size``: input side (default: the encoder's own, 224); smaller sizes make tests cheap.
     """
+    s = settings
+    epochs, batch_size, lr, image_size, val_fraction, seed = (s.epochs, s.batch_size, s.lr, s.image_size,
+                                                              s.val_fraction, s.seed)
     if len(set(dataset.labels)) < 2:
         raise ValueError("fine-tuning needs images of at least two categories")
     enc = encoder if isinstance(encoder, ImageEncoder) else create_encoder(encoder)
@@ -73,7 +75,7 @@ def finetune(dataset: DeepFashionDataset, *, encoder: str | ImageEncoder = "auto
     gen = torch.Generator().manual_seed(seed)
     train = DataLoader(Subset(data, train_idx), batch_size=batch_size, shuffle=True, generator=gen)
     val = DataLoader(Subset(data, val_idx), batch_size=batch_size)
-    model = EncoderClassifier(enc, len(dataset.classes), train_last=train_last)
+    model = EncoderClassifier(enc, len(dataset.classes), train_last=s.train_last)
     params = [p for p in model.parameters() if p.requires_grad]
     history = fit(model, train, val, optimizer=torch.optim.AdamW(params, lr=lr),
                   loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy}, device=device,

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 import config
-from cvtasks.cli import task_class
+from cvtasks.registry import task_class
+from cvtasks.serve.summary import slo_table
 
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
 TASKS = {"brands": "Image.ipynb", "styles": "Styles_Avatars.ipynb", "spill": "Spill_Autoencoder.ipynb",
@@ -36,8 +37,6 @@ def task_lines(task: str, reports: Path) -> list[str]:
 
 
 def service_lines(reports: Path) -> list[str]:
-    from cvtasks.serve.summary import slo_table
-
     bench, soak = _read(reports / "fashion" / "bench_serve.json"), _read(reports / "fashion" / "soak.json")
     if bench is None or "model_sha256" not in bench:
         return ["- not measured yet (or measured before the files were stamped): "

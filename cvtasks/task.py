@@ -63,6 +63,7 @@ class Task:
     name: ClassVar[str] = ""
     stages: ClassVar[tuple[str, ...]] = ()
     job_type: ClassVar[str] = "train"
+    prose: ClassVar[Any] = None   # the task's findings module: summary(m, run) and conclusions(m, cfg, ...)
     _open: ClassVar[dict[str, "Task"]] = {}
 
     def __init__(self, cfg: config.TaskConfig | None = None, *, device: Any = None, caller: str | None = None,
@@ -200,14 +201,24 @@ class Task:
         return "**This run**\n\n" + showing.key_value_markdown(rows)
 
     def summary(self) -> str:
-        """What was done and the headline figures, from this run's metrics (Markdown)."""
-        return f"**{self.name}**: {len(self.metrics)} metrics in `{self.metrics_file.name}`."
+        """What was done and the headline figures, from this run's metrics (Markdown): the task's
+        ``prose.summary``, or a count of the metrics."""
+        if self.prose is None:
+            return f"**{self.name}**: {len(self.metrics)} metrics in `{self.metrics_file.name}`."
+        return self.prose.summary(self.metrics, self.tracker.name)
 
     def conclusions(self) -> Any:
-        """The conclusions, built from this run's metrics (Markdown for the notebook)."""
-        from IPython.display import Markdown
+        """The conclusions, built from this run's metrics (Markdown for the notebook) by the task's
+        ``prose.conclusions`` (with ``conclusion_inputs()``, what else it reads)."""
+        from IPython.display import Markdown   # IPython: only a notebook shows this
 
-        return Markdown(self.summary())
+        if self.prose is None:
+            return Markdown(self.summary())
+        return Markdown(self.prose.conclusions(self.metrics, self.cfg, **self.conclusion_inputs()))
+
+    def conclusion_inputs(self) -> dict[str, Any]:
+        """What a task's conclusions read besides its metrics and config (none by default)."""
+        return {}
 
 
 def _close_failed(tracker: Tracker, metrics: dict[str, float]) -> None:

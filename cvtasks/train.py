@@ -3,8 +3,8 @@
 ``fit`` trains for a number of epochs, validates after each, keeps the best weights by a
 monitored metric (early stopping after ``patience`` epochs without improvement), writes the
 best checkpoint atomically, and returns the per-epoch history for plots and W&B. How it
-trains is one small ``FitOptions``; what it trains with (model, batches, optimiser, loss,
-metrics, scheduler) are its arguments. Batches are ``(inputs, targets)`` (cvtasks.batches);
+trains is one small ``FitOptions`` (its schedule and its per-epoch hook among them); what it
+trains with (model, batches, optimiser, loss, metrics) are its arguments. Batches are ``(inputs, targets)`` (cvtasks.batches);
 ``inputs`` may be a tensor or a tuple of tensors (passed to the model as separate arguments).
 Plain PyTorch rather than Lightning: the loop is short, every task's notebook can read it, and
 it adds no framework on top of timm.
@@ -103,7 +103,10 @@ class FitOptions:
     ``scheduler_per_batch``: step the scheduler after every batch (one-cycle and other warm-up
     schedules) instead of once per epoch. ``autocast``: a lower-precision dtype for the forward
     pass (see autocast_dtype). ``train_metrics``: also compute the metrics on the training
-    batches (as seen in train mode). ``checkpoint``: where the best weights are saved."""
+    batches (as seen in train mode). ``checkpoint``: where the best weights are saved.
+    ``scheduler``: the optimiser's learning-rate schedule, stepped once per epoch (with the
+    monitored score for ReduceLROnPlateau) or after every batch. ``on_epoch(row)`` sees each
+    epoch's metrics (weight averaging, a study's pruner; it may raise to stop the run)."""
 
     epochs: int
     monitor: str = "val/loss"
@@ -118,6 +121,8 @@ class FitOptions:
     restore_best: bool = True
     checkpoint: Path | None = None
     progress: bool = False
+    scheduler: Any = None
+    on_epoch: Callable[[dict[str, float]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -128,15 +133,11 @@ class FitOptions:
 
 def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable | None = None, *,
         optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor], options: FitOptions,
-        metrics: Mapping[str, MetricFn] | None = None, scheduler: Any = None,
-        device: str | torch.device | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None
-        ) -> History:
+        metrics: Mapping[str, MetricFn] | None = None, device: str | torch.device | None = None) -> History:
     """Train ``model`` and return its History; the model ends with the best weights (unless
-    ``options.restore_best`` is off). The scheduler steps once per epoch (with the monitored
-    score for ReduceLROnPlateau) or, with ``options.scheduler_per_batch``, after every batch.
-    ``on_epoch(row)`` sees each epoch's metrics (weight averaging, a study's pruner; it may raise
-    to stop the run)."""
+    ``options.restore_best`` is off); ``options.scheduler`` and ``options.on_epoch`` as FitOptions says."""
     o = options
+    scheduler, on_epoch = o.scheduler, o.on_epoch
     monitor, mode = (o.monitor, o.mode) if val_batches is not None or not o.monitor.startswith("val/") \
         else ("train/loss", "min")
     if o.seed is not None:

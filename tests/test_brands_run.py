@@ -55,7 +55,8 @@ def test_every_strategy_labels_new_images_each_round_and_reads_only_validation()
     vy = rng.integers(0, 4, 100)
     vx = centres[vy] + rng.normal(0, 1, (100, 8))
     for strategy in config.AL_STRATEGIES:
-        s = L.session(x, y, vx, vy, strategy=strategy, n_classes=4, initial=8, batch=6, rounds=4, seed=0)
+        s = L.session(x, y, vx, vy, strategy=strategy, n_classes=4, seed=0,
+                      cfg=config.get("brands", al_initial_labels=8, al_batch=6, al_rounds=4))
         assert s.n_labels == [8, 14, 20, 26, 32], strategy
         assert all(len(set(a)) == len(a) for a in s.labelled) and set(s.labelled[0]) <= set(s.labelled[-1])
         assert s.val_accuracy[-1] > 0.8, strategy

@@ -57,14 +57,16 @@ def test_bench_soak_takes_its_length_from_the_command_line(monkeypatch, tmp_path
 
     seen = {}
 
-    def fake_soak(quick, log_dir, seconds=None):
-        seen.update(quick=quick, seconds=seconds)
-        return {"duration_s": seconds, "windows": []}
+    def fake_soak(quick, log_dir, seconds=None, trace_memory=False):
+        seen.update(quick=quick, seconds=seconds, trace_memory=trace_memory)
+        return {"duration_s": seconds, "windows": [], "memory_trace": [{"t_s": 0.0}] if trace_memory else None}
 
     monkeypatch.setattr(loadtest, "soak", fake_soak)
     monkeypatch.setattr(io, "metrics_path", lambda task, quick, name, **_: tmp_path / f"{name}.json")
     assert cli.main(["bench", "soak", "--quick", "--seconds", "1800"]) == 0
-    assert seen == {"quick": True, "seconds": 1800.0}
+    assert seen == {"quick": True, "seconds": 1800.0, "trace_memory": False}
     assert '"duration_s": 1800.0' in (tmp_path / "soak.json").read_text()
+    assert cli.main(["bench", "memory", "--quick", "--seconds", "60"]) == 0   # the soak with the heap traced
+    assert seen["trace_memory"] and '"t_s": 0.0' in (tmp_path / "soak_memory.json").read_text()
     assert cli.main(["bench", "serve", "--seconds", "60"]) == 2
     assert "fixed schedule" in capsys.readouterr().err

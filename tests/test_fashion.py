@@ -13,6 +13,7 @@ import torch
 import config
 from cvtasks.fashion import data as fdata
 from cvtasks.fashion import evaluation, findings, training
+from cvtasks.models import fashion_classifier as classifier
 from cvtasks.models.fashion_nets import FASHION_NETS, create_fashion_net
 from cvtasks.provenance import file_sha256
 
@@ -62,10 +63,10 @@ def test_precision_setting_maps_to_an_autocast_dtype(monkeypatch):
 
 
 def test_quick_model_never_overwrites_the_full_one():
-    full = training.model_path(config.get("fashion", quick=False))
+    full = classifier.model_path(config.get("fashion", quick=False))
     assert full.name == "model.pt"
-    assert training.model_path(config.get("fashion", quick=True)) != full
-    assert training.model_path(config.get("fashion", lr=0.001)) != full   # a study's recipe neither
+    assert classifier.model_path(config.get("fashion", quick=True)) != full
+    assert classifier.model_path(config.get("fashion", lr=0.001)) != full   # a study's recipe neither
 
 
 def test_worst_mistakes_are_confident_wrong_ones():
@@ -107,12 +108,12 @@ def test_small_run_learns_and_its_checkpoint_is_reused(tmp_path, monkeypatch):
     assert metrics["test/accuracy"] > 0.6 and metrics["test/top3"] > metrics["test/accuracy"]
     assert meta["classes"][6] == "Shirt" and len(meta["history"]) == 2
 
-    record = json.loads(training.record_path(tmp_path / "m.pt").read_text())   # the training record beside it
+    record = json.loads(classifier.record_path(tmp_path / "m.pt").read_text())   # the training record beside it
     assert record["sha256"] == file_sha256(tmp_path / "m.pt") and record["training_key"] == meta["training_key"]
     assert record["device"] and len(record["history"]) == 2 and record["config"]["epochs"] == 2
     choice = record["logit_offset"]   # chosen on validation, carried by the checkpoint, folded when loaded
     assert choice == meta["logit_offset"] and choice["class_name"] == meta["classes"][choice["class"]]
-    raw, served = training.load_classifier(tmp_path / "m.pt", offset=False)[0], training.load_classifier(tmp_path / "m.pt")[0]
+    raw, served = classifier.load_classifier(tmp_path / "m.pt", offset=False)[0], classifier.load_classifier(tmp_path / "m.pt")[0]
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(served(x) - raw(x), torch.eye(10)[choice["class"]] * choice["offset"], atol=1e-5)
@@ -127,12 +128,12 @@ def test_small_run_learns_and_its_checkpoint_is_reused(tmp_path, monkeypatch):
 def test_committed_weights_are_the_default_recipes_and_match_their_record():
     """weights/fashion/model.pt is what `run fashion` reuses: its training key is the default
     recipe's, and its record names these bytes."""
-    path = training.model_path(config.FashionConfig())
+    path = classifier.model_path(config.FashionConfig())
     assert path == config.WEIGHTS_DIR / "fashion" / "model.pt"
-    record = json.loads(training.record_path(path).read_text())
+    record = json.loads(classifier.record_path(path).read_text())
     assert record["sha256"] == file_sha256(path)
-    assert record["training_key"] == training.training_key(config.FashionConfig())
-    _, meta = training.load_classifier(path)
+    assert record["training_key"] == classifier.training_key(config.FashionConfig())
+    _, meta = classifier.load_classifier(path)
     assert meta["training_key"] == record["training_key"] and meta["logit_offset"] == record["logit_offset"]
 
 
@@ -197,8 +198,8 @@ def test_unreadable_checkpoint_is_retrained_and_saved_with_its_metadata(tmp_path
     monkeypatch.setattr(training, "train_model", fake_train)
     training.train_final(cfg, data, path)
     assert len(calls) == 1 and "unreadable" in capsys.readouterr().out
-    model, meta = training.load_classifier(path)
-    assert meta["training_key"] == training.training_key(cfg) and meta["classes"][0] == "T-shirt/top"
+    model, meta = classifier.load_classifier(path)
+    assert meta["training_key"] == classifier.training_key(cfg) and meta["classes"][0] == "T-shirt/top"
     assert meta["mean"] == pytest.approx(0.2) and meta["std"] == pytest.approx(0.0, abs=1e-6)
     assert meta["arch"] == {"name": cfg.model, "width": cfg.width, "depth": cfg.depth, "dropout": cfg.dropout,
                             "batchnorm": cfg.batchnorm}
@@ -228,7 +229,7 @@ def test_schedules_compare_recipes_on_the_same_validation_images_only(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, 2000)
     from cvtasks.data.fashion_mnist import CLASSES as classes
-    final = {f: getattr(config.FashionConfig(), f) for f in training.TRAINING_FIELDS}
+    final = {f: getattr(config.FashionConfig(), f) for f in classifier.TRAINING_FIELDS}
     other = {**final, "augment": "none" if final["augment"] != "none" else "crop"}
 
     def wrong(share: float) -> np.ndarray:   # predictions with ``share`` of them wrong
@@ -259,7 +260,7 @@ def test_schedules_keep_a_recipes_cpu_and_gpu_runs_apart_and_spread_seeds(tmp_pa
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 10, 500)
-    final = {f: getattr(config.FashionConfig(), f) for f in training.TRAINING_FIELDS}
+    final = {f: getattr(config.FashionConfig(), f) for f in classifier.TRAINING_FIELDS}
     old = {**final, "epochs": 20}
     assert schedules.entry_key({"training_key": "k", "device": "NVIDIA H200 (CUDA)"}) == "k@cuda"
     assert schedules.entry_key({"training_key": "k"}) == "k@cpu"   # checkpoints from before GPU runs

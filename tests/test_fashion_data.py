@@ -149,8 +149,8 @@ def test_finetune_on_the_fixture(hf_rows):
     from cvtasks.deepfashion_finetune import finetune
 
     ds = DeepFashionDataset.from_rows(hf_rows, classes=["Denim", "Dresses", "Shorts"])
-    model, history = finetune(ds, encoder="efficientnet_lite0", epochs=2, batch_size=4, lr=1e-2,
-                              image_size=64, val_fraction=0.25, device="cpu")
+    small = config.FinetuneSettings(epochs=2, batch_size=4, lr=1e-2, image_size=64, val_fraction=0.25)
+    model, history = finetune(ds, small, encoder="efficientnet_lite0", device="cpu")
     assert len(history.epochs) == 2 and 0 <= history.best_score <= 1
     trainable = {n.split(".")[1] for n, p in model.encoder.named_parameters() if p.requires_grad}
     assert trainable == {"conv_head", "bn2"}

@@ -5,6 +5,7 @@ import torch
 
 import config
 from cvtasks.fashion import offset
+from cvtasks.models.fashion_classifier import fold_offset
 from cvtasks.models.fashion_nets import create_fashion_net
 
 
@@ -40,8 +41,8 @@ def test_fold_adds_the_offset_to_that_logit_only():
     x = torch.rand(5, 1, 28, 28)
     with torch.no_grad():
         before = net(x)
-        after = offset.fold(net, {"class": 6, "offset": 0.75})(x)
+        after = fold_offset(net, {"class": 6, "offset": 0.75})(x)
     expected = before.clone()
     expected[:, 6] += 0.75
     assert torch.allclose(after, expected, atol=1e-5)
-    assert offset.fold(net, None) is net and offset.fold(net, {"class": 1, "offset": 0.0}) is net
+    assert fold_offset(net, None) is net and fold_offset(net, {"class": 1, "offset": 0.0}) is net

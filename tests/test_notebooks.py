@@ -12,7 +12,7 @@ import pytest
 
 import config
 from cvtasks import report
-from cvtasks.cli import TASK_CLASSES
+from cvtasks.registry import TASK_CLASSES
 
 FORBIDDEN_CALLS = {"write_metrics", "Tracker", "Run", "print", "display", "fit", "exec", "eval"}
 MAX_LINES = 4

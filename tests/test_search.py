@@ -15,7 +15,7 @@ from cvtasks.search import SearchTask, service
 from cvtasks.search import calibration as C
 from cvtasks.search import metrics as M
 from cvtasks.search.data import blended_target, carve, expert_target
-from cvtasks.search.scorers import ContrastiveScorer, CosineScorer, NetScorer, Scorer
+from cvtasks.search.scorers import ContrastiveScorer, CosineScorer, NetScorer, Schedule, Scorer
 from tests.search_fixtures import write_library
 
 
@@ -89,8 +89,8 @@ def test_contrastive_towers_align_matching_pairs():
     txt = img @ rng.normal(size=(40, 12)) + 0.3 * rng.normal(size=(260, 12))
     ids = np.arange(260, dtype=float)
     scorer = ContrastiveScorer(40, 12, dim=16, dropout=0.0).fit(
-        img[:200], txt[:200], ids[:200], (img[200:230], txt[200:230], ids[200:230]), epochs=30, lr=1e-2,
-        weight_decay=0.0, batch_size=64, patience=30, seed=0)
+        img[:200], txt[:200], ids[:200], (img[200:230], txt[200:230], ids[200:230]),
+        Schedule(epochs=30, lr=1e-2, weight_decay=0.0, batch_size=64, patience=30, seed=0))
     scores = scorer.score_gallery(img[230:], txt[230:])
     assert (scores.argmax(axis=1) == np.arange(30)).mean() > 0.5         # chance: 1/30
 

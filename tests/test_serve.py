@@ -256,7 +256,8 @@ def test_reduced_scale_decoding_keeps_the_committed_models_answer_on_real_size_p
     validation items), decoded at the configured reduced scale: the committed classifier predicts
     the same class as from the full decode for >= 99 % of 300 test items."""
     from cvtasks.fashion.data import prepare_data
-    from cvtasks.fashion.training import load_classifier, model_path, predict_proba
+    from cvtasks.fashion.training import predict_proba
+    from cvtasks.models.fashion_classifier import load_classifier, model_path
     from cvtasks.serve.uploads import product_photo
 
     cfg = config.get("fashion", quick=False)

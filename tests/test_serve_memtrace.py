@@ -39,3 +39,16 @@ def test_summary_starts_after_the_warm_up():
     records = [{"t_s": t, "rss_mb": 100 + t, "traced_mb": 1.0, "grew_most": []} for t in (0, 30, 60, 90)]
     growth = memtrace.summary(records, skip_s=60)
     assert growth["from_s"] == 60 and growth["rss_growth_mb"] == 30 and growth["traced_growth_mb"] == 0
+
+
+def test_the_mmap_threshold_is_set_where_glibc_is_and_left_alone_at_0():
+    import subprocess
+    import sys
+
+    probe = ("from cvtasks.serve import memtrace; import sys; "
+             "print(memtrace.set_mmap_threshold(int(sys.argv[1])), bool(memtrace.malloc_stats()))")
+    out = {n: subprocess.run([sys.executable, "-c", probe, str(n)], capture_output=True, text=True, check=True)
+           .stdout.split() for n in (0, 131072)}
+    assert out[0][0] == "False"                    # 0: glibc's own adaptive default
+    if out[131072][1] == "True":                   # glibc (mallinfo2 answers): the setting takes
+        assert out[131072][0] == "True"

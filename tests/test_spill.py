@@ -38,7 +38,7 @@ def test_threshold_policies_on_a_hand_made_case():
     m = T.detection(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), thr, "val")
     assert m["val/tpr"] == 1 and m["val/tnr"] == 1
     with pytest.raises(ValueError, match="both classes"):
-        T.choose_threshold([0, 0], [0.1, 0.2])
+        T.choose_threshold([0, 0], [0.1, 0.2], "youden")
     with pytest.raises(ValueError, match="policy"):
         T.choose_threshold(y, s, "median")
 
@@ -189,8 +189,8 @@ def test_photometric_views_change_the_light_not_the_scene():
     assert 0.2 < patterned < 0.8
     assert flat["local"].flatten(1).std(1).mean() < 0.5 * flat["per_image"].flatten(1).std(1).mean()
     with pytest.raises(ValueError, match="raw"):
-        training.train_autoencoder(raw, raw, np.array([0, 0, 1, 1]), budget=training.Budget(1, None, 1e-3, 2),
-                                   views="photometric")
+        training.train_autoencoder(training.AutoencoderData(raw, None, raw, np.array([0, 0, 1, 1])),
+                                   config.get("spill", augment="photometric"), training.Budget(1, None, 1e-3, 2), seed=0)
 
 
 def test_models_shapes_and_bad_sizes():
@@ -220,8 +220,9 @@ def test_anomalib_methods_score_a_bright_blob_above_plain_images():
     odd = normal[:2].copy()
     odd[:, 10:20, 10:20] = 255
     for method in anomalib_baselines.METHODS:
-        out = anomalib_baselines.fit_and_score(method, normal[2:], {"test": np.r_[normal[:2], odd]}, size=64,
-                                               layers=("blocks.1", "blocks.2"), coreset=0.5, n_features=20, seed=0)
+        small = config.get("spill", anomalib_size=64, patchcore_layers=("blocks.1", "blocks.2"),
+                           padim_layers=("blocks.1", "blocks.2"), patchcore_coreset=0.5, padim_features=20)
+        out = anomalib_baselines.fit_and_score(method, normal[2:], {"test": np.r_[normal[:2], odd]}, small, seed=0)
         assert out["test"][2:].min() > out["test"][:2].max(), method
 
 

@@ -94,8 +94,8 @@ def test_per_batch_scheduler_steps_every_batch_and_per_epoch_only_once():
     for per_batch, expected in ((True, 2 * 8), (False, 2)):
         model, opt = _setup()
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        fit(model, _blobs(256), optimizer=opt, scheduler=sched, loss_fn=CE,
-            options=FitOptions(epochs=2, scheduler_per_batch=per_batch))
+        fit(model, _blobs(256), optimizer=opt, loss_fn=CE,
+            options=FitOptions(epochs=2, scheduler=sched, scheduler_per_batch=per_batch))
         assert sched.last_epoch == expected
 
 

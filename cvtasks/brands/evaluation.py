@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cvtasks.brands.data import BrandData
-from cvtasks.metrics import classification_metrics, fast_macro_f1
+from cvtasks.metrics import classification_metrics, fast_macro_f1, per_class_table
 from cvtasks.runtime import one_thread
 from cvtasks.stats import Interval, resamples
 
@@ -115,7 +115,5 @@ def data_metrics(data: BrandData) -> dict[str, float]:
 
 
 def per_class(probs: np.ndarray, data: BrandData, split: str = "test") -> pd.DataFrame:
-    from cvtasks.metrics import per_class_table
-
     i = data.idx(split)
     return per_class_table(data.labels[i], probs[i].argmax(1), data.classes)

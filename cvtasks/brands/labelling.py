@@ -31,6 +31,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+import config
+
 UNCERTAINTY = {"least_confident": "least_confident", "margin": "margin_sampling", "entropy": "entropy"}
 
 
@@ -71,8 +73,10 @@ class Session:
 
 
 def session(features: np.ndarray, pool_y: np.ndarray, val_features: np.ndarray, val_y: np.ndarray, *,
-            strategy: str, n_classes: int, initial: int, batch: int, rounds: int, seed: int) -> Session:
-    """``initial`` labels, then ``rounds`` queries of ``batch`` through scikit-activeml."""
+            strategy: str, n_classes: int, cfg: config.BrandsConfig, seed: int) -> Session:
+    """``cfg.al_initial_labels`` labels, then ``cfg.al_rounds`` queries of ``cfg.al_batch`` through
+    scikit-activeml."""
+    initial, batch, rounds = cfg.al_initial_labels, cfg.al_batch, cfg.al_rounds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from skactiveml.classifier import SklearnClassifier

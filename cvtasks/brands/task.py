@@ -24,9 +24,13 @@ from cvtasks.brands.training import (
 )
 from cvtasks.io import save_npz
 from cvtasks.metrics import classification_metrics
+from cvtasks.models import create_image_encoder
 from cvtasks.models.brands_nets import BrandHead
+from cvtasks.plots import confusion_matrix_plot
 from cvtasks.runtime import seed_everything
+from cvtasks.stats import Interval
 from cvtasks.task import Task, stage
+from cvtasks.tracking import export_projector
 from cvtasks.train import save_checkpoint
 
 MODELS = ("frozen", "finetuned", "small_cnn")
@@ -50,6 +54,7 @@ class BrandsTask(Task):
     name = "brands"
     stages = ("data", "baseline", "features", "frozen", "finetune", "small_cnn", "evaluate", "imbalance",
               "embeddings", "active_learning", "autolabel")
+    prose = findings
 
     def _seeds(self) -> list[int]:
         return [self.cfg.seed + k for k in range(self.cfg.seeds)]
@@ -103,8 +108,6 @@ class BrandsTask(Task):
         """One pass of the pretrained backbone over every photo (cached): the pooled embedding
         and the activations entering its last block."""
         self.require("data")
-        from cvtasks.models import create_image_encoder
-
         cfg = self.cfg
         self.encoder_ = create_image_encoder(cfg.encoder)
         self.features_ = backbone_features(self.encoder_, self.data_, cfg.finetune_blocks, device=self.device,
@@ -178,8 +181,6 @@ class BrandsTask(Task):
         self.show("evaluate/per_class", E.per_class(probs, d).rename_axis(   # one seed, unlike the means above
             f"brand (test; training seed 1 of {len(chosen.probs)})"))
         test = d.idx("test")
-        from cvtasks.plots import confusion_matrix_plot
-
         ax = confusion_matrix_plot(d.labels[test], probs[test].argmax(1), d.classes)
         ax.set_title(f"transfer model ({best}, seed {cfg.seed}), test split", fontsize=9)
         self.show("evaluate/confusion", ax)
@@ -198,8 +199,6 @@ class BrandsTask(Task):
         return table
 
     def _interval(self, name: str):
-        from cvtasks.stats import Interval
-
         key = f"{name}/test/macro_f1"
         return Interval(self.metrics[key], self.metrics[f"{key}_ci_low"], self.metrics[f"{key}_ci_high"])
 
@@ -243,8 +242,6 @@ class BrandsTask(Task):
             self.record(iv.items(f"embed/silhouette_{k}"))
         points = {k: E.umap_2d(v, cfg.umap_neighbors, cfg.seed) for k, v in emb.items()}
         self.show("embed/umap", plots.umap_pair(points, d.labels[test], d.classes, sil))
-        from cvtasks.tracking import export_projector
-
         export_projector(emb["after"], [d.classes[b] for b in d.labels[test]], cfg.paths.runs / "brands",
                          images=downscale(d.images[test], cfg.sprite_size), sprite_size=cfg.sprite_size)
         probs = (self.finetune_ if best == "finetuned" else self.frozen_).probs[0][test]
@@ -267,8 +264,7 @@ class BrandsTask(Task):
         project = L.pool_projector(emb[pool], cfg.al_pca_dims, cfg.seed).transform
         feats, val_f, test_f = project(emb[pool]), project(emb[val]), project(emb[test])
         k = len(d.classes)
-        sessions = {s: [L.session(feats, d.labels[pool], val_f, d.labels[val], strategy=s, n_classes=k,
-                                  initial=cfg.al_initial_labels, batch=cfg.al_batch, rounds=cfg.al_rounds,
+        sessions = {s: [L.session(feats, d.labels[pool], val_f, d.labels[val], strategy=s, n_classes=k, cfg=cfg,
                                   seed=cfg.seed + r) for r in range(cfg.al_seeds)] for s in cfg.al_strategies}
         full = L.full_label_accuracy(feats, d.labels[pool], val_f, d.labels[val], cfg.seed)
         table = L.reach_table(sessions, cfg.al_target * full)
@@ -340,15 +336,6 @@ class BrandsTask(Task):
         self.autolabel_ = table
         return table
 
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
-
 
 @torch.no_grad()
 def _penultimate(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -356,4 +343,3 @@ def _penultimate(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     model.eval().cpu()
     x = torch.as_tensor(x)
     return np.concatenate([model.embed(x[s:s + batch_size].float()).numpy() for s in range(0, len(x), batch_size)])
-

@@ -120,11 +120,11 @@ def train_small_cnn(data: BrandData, cfg: config.BrandsConfig, *, seed: int, dev
                                  transform=lambda b, g: shift(b, gen=g)),
                   Batches(x[va], _labels(data, "val"), 256), optimizer=optimizer,
                   loss_fn=nn.CrossEntropyLoss(weight=class_weights(data.labels[tr], len(data.classes))),
-                  scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cnn_epochs),
                   metrics=METRICS, device=device,
                   options=FitOptions(epochs=cfg.cnn_epochs, monitor="val/macro_f1", mode="max",
                                      patience=cfg.patience, seed=seed, train_metrics=True,
-                                     autocast=autocast_dtype(device)))
+                                     autocast=autocast_dtype(device),
+                                     scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.cnn_epochs)))
     return Trained("small_cnn", model, history, time.perf_counter() - start, seed)
 
 

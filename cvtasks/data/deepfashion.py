@@ -36,6 +36,7 @@ def load_hf_deepfashion(name: str = HF_DATASET, split: str = "train", cache_dir:
             "loading DeepFashion from the Hugging Face hub needs the package 'datasets' "
             "(pip install datasets). Without it, lay the images out as <root>/<category>/<image> "
             "and use DeepFashionDataset.from_folder(root).") from err
+    # cvtasks.models pulls in torch: only this online path needs the check
     from cvtasks.models.online import host_reachable
 
     if not host_reachable("huggingface.co"):

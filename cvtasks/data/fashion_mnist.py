@@ -95,6 +95,7 @@ def load_fashion_mnist(directory: str | Path) -> FashionMnist:
 
 def download_fashion_mnist(root: str | Path) -> Path:
     """Online path: torchvision downloads the IDX files; returns the folder to load from."""
+    # torchvision and cvtasks.models (torch): only this online path needs them, not the IDX reader
     from torchvision.datasets import FashionMNIST
 
     from cvtasks.models.online import host_reachable

@@ -11,6 +11,7 @@ __all__ = ["FashionTask"]
 
 def __getattr__(name: str):
     if name == "FashionTask":
+        # lazily: `train fashion` on a bare GPU machine needs only torch, not the task's stack
         from cvtasks.fashion.task import FashionTask
 
         return FashionTask

@@ -9,6 +9,7 @@ import pandas as pd
 
 import config
 from cvtasks.prose import ci
+from cvtasks.serve.summary import slo_table
 
 ci4 = functools.partial(ci, fmt=".4f")   # accuracy-sized figures: four decimals
 
@@ -128,8 +129,6 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                    + f" accuracy points against FP32 (test accuracy {m['export/int8_test_accuracy']:.4f} against "
                    f"{m['export/fp32_test_accuracy']:.4f}) at {m['export/int8_mb']:.2f} MB.")
     if service and "bench_serve" in service:
-        from cvtasks.serve.summary import slo_table
-
         table = slo_table(service["bench_serve"], service.get("soak"))
         missed = table.index[table["met"] == "NO"].tolist()
         out.append(f"- **The service** (bench files of commit {service['bench_serve'].get('git_commit')}): "

@@ -5,7 +5,7 @@ against T-shirt, Pullover, Coat): one side's recall low, the other side's precis
 rule (config.FASHION_OFFSET_GRID, fixed before any result): the class with the lowest validation
 recall gets the offset from the grid that maximises the validation minimum over classes of
 min(precision, recall), kept only when it raises that minimum. The checkpoint carries the
-choice, and ``fold`` adds it to the classifier's bias, so every consumer (evaluation, ONNX
+choice, and ``cvtasks.models.fashion_classifier.fold_offset`` adds it to the classifier's bias, so every consumer (evaluation, ONNX
 export, the service) runs the same model. Written by hand: it is a one-parameter grid search.
 """
 from __future__ import annotations
@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 
 def per_class(pred: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,12 +46,3 @@ def choose(log_probs: np.ndarray, y: np.ndarray, grid: Sequence[float]) -> dict[
     offset = float(grid[best]) if scores[best] > before else 0.0
     return {"class": cls, "offset": offset, "val_min_pr_before": before,
             "val_min_pr_after": scores[best] if offset else before}
-
-
-@torch.no_grad()
-def fold(model: nn.Module, choice: dict[str, Any] | None) -> nn.Module:
-    """``model`` with the chosen offset added to its last linear layer's bias (in place)."""
-    if choice and choice["offset"]:
-        last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        last.bias[choice["class"]] += choice["offset"]
-    return model

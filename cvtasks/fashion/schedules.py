@@ -24,8 +24,9 @@ from torch import nn
 import config
 from cvtasks.cache import fingerprint
 from cvtasks.fashion.data import FashionData, prepare_data
-from cvtasks.fashion.training import TRAINING_FIELDS, load_classifier, predict_proba
+from cvtasks.fashion.training import predict_proba
 from cvtasks.io import atomic_write_text, metrics_path
+from cvtasks.models.fashion_classifier import TRAINING_FIELDS, load_classifier
 from cvtasks.provenance import cpu_name, on_gpu, utc_now
 from cvtasks.stats import Interval, mean_interval, paired_difference
 

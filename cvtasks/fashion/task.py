@@ -13,7 +13,6 @@ import pandas as pd
 import config
 from cvtasks.fashion import evaluation as E
 from cvtasks.fashion import findings, plots, schedules
-from cvtasks.fashion import offset as logit_offset
 from cvtasks.fashion import study as S
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
 from cvtasks.fashion.training import (
@@ -24,8 +23,22 @@ from cvtasks.fashion.training import (
     train_final,
     train_model,
 )
+from cvtasks.io import metrics_path, write_metrics
+from cvtasks.models.fashion_classifier import fold_offset
 from cvtasks.models.fashion_nets import count_parameters
+from cvtasks.plots import confusion_matrix_plot
 from cvtasks.prose import slug
+from cvtasks.serve.export import export_fashion
+from cvtasks.serve.summary import (
+    BENCH_FILES,
+    export_table,
+    inference_table,
+    kinds_table,
+    load_table,
+    slo_table,
+    soak_figure,
+    stale,
+)
 from cvtasks.task import Task, stage
 
 
@@ -34,6 +47,7 @@ class FashionTask(Task):
 
     name = "fashion"
     stages = ("data", "architectures", "study", "train", "evaluate", "export", "service")
+    prose = findings
 
     @stage
     def data(self) -> FashionData:
@@ -117,7 +131,7 @@ class FashionTask(Task):
         self.tracker.log_history("final", meta["history"])
         self._schedules()   # recipes compared as trained; the served model carries the offset
         choice = meta["logit_offset"]
-        self.model_ = logit_offset.fold(self.model_, choice)
+        self.model_ = fold_offset(self.model_, choice)
         self.record({"train/offset/class": choice["class_name"], "train/offset/value": choice["offset"],
                      "train/offset/val_min_pr_before": choice["val_min_pr_before"],
                      "train/offset/val_min_pr_after": choice["val_min_pr_after"]})
@@ -182,8 +196,6 @@ class FashionTask(Task):
         self.show("evaluate/train_test", findings.train_test_table(self.metrics))
         self.show("evaluate/per_class", plots.per_class(table))
         self.show("evaluate/per_class_table", table.round(3))
-        from cvtasks.plots import confusion_matrix_plot
-
         self.show("evaluate/confusion", confusion_matrix_plot(d.y_test, pred, d.classes))
         self.chart("confusion", "evaluate/confusion_chart", d.y_test, pred, d.classes)
         worst = E.worst_mistakes(d.y_test, probs, cfg.worst_k)
@@ -215,10 +227,6 @@ class FashionTask(Task):
         """ONNX (normalisation and softmax inside the graph), parity with PyTorch on the test set,
         and the INT8 model the service serves."""
         self.require("train")
-        from cvtasks.io import write_metrics
-        from cvtasks.serve.export import export_fashion
-        from cvtasks.serve.summary import export_table
-
         cfg = self.cfg
         folder = export_dir(cfg)
         metrics = export_fashion(model_path(cfg), self.data_, folder)
@@ -238,16 +246,6 @@ class FashionTask(Task):
         bench serve`` and ``bench soak``: minutes each, on an otherwise idle machine, so not run
         here), checked against the model this run exported."""
         self.require("export")
-        from cvtasks.io import metrics_path
-        from cvtasks.serve.summary import (
-            BENCH_FILES,
-            inference_table,
-            kinds_table,
-            load_table,
-            slo_table,
-            soak_figure,
-            stale,
-        )
 
         cfg = self.cfg
         model = export_dir(cfg) / "model.int8.onnx"
@@ -279,11 +277,5 @@ class FashionTask(Task):
         self.service_ = found
         return found or None
 
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg, getattr(self, "service_", None)))
+    def conclusion_inputs(self) -> dict:
+        return {"service": getattr(self, "service_", None)}   # the bench files the service stage read

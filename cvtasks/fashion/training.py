@@ -24,10 +24,10 @@ from torch.nn import functional as F
 
 import config
 from cvtasks.batches import Batches, augment
-from cvtasks.cache import fingerprint
 from cvtasks.fashion import offset as logit_offset
 from cvtasks.fashion.data import FashionData
 from cvtasks.io import atomic_write_text
+from cvtasks.models.fashion_classifier import TRAINING_FIELDS, load_classifier, model_path, record_path, training_key
 from cvtasks.models.fashion_nets import count_parameters, create_fashion_net
 from cvtasks.provenance import device_name, file_sha256, git_commit, utc_now
 from cvtasks.runtime import pick_device, seed_everything
@@ -37,15 +37,8 @@ from cvtasks.train import (
     accuracy,
     autocast_dtype,
     fit,
-    load_checkpoint,
     save_checkpoint,
 )
-
-# Fields of FashionConfig that change the trained model (the checkpoint's cache key).
-TRAINING_FIELDS = ("seed", "model", "width", "depth", "dropout", "batchnorm", "augment", "optimizer", "lr", "warmup",
-                   "weight_decay", "label_smoothing", "mixup", "swa", "batch_size", "epochs", "train_size", "val_size",
-                   "precision")
-
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
@@ -130,39 +123,21 @@ def train_model(data: FashionData, cfg: config.FashionConfig, *, device: Any = N
         if on_epoch is not None:
             on_epoch(row)
 
-    history = fit(model, loader, val, optimizer=optimizer, scheduler=scheduler,
+    history = fit(model, loader, val, optimizer=optimizer,
                   loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), metrics={"acc": accuracy, "top3": top3},
-                  device=device, on_epoch=each_epoch,
+                  device=device,
                   options=FitOptions(epochs=cfg.epochs, monitor="val/acc", mode="max", seed=cfg.seed,
-                                     scheduler_per_batch=True, autocast=training_precision(cfg.precision, device),
-                                     restore_best=swa is None))
+                                     scheduler=scheduler, scheduler_per_batch=True, on_epoch=each_epoch,
+                                     autocast=training_precision(cfg.precision, device), restore_best=swa is None))
     if swa is not None:   # the averaged weights, with batch-norm statistics recomputed for them
         torch.optim.swa_utils.update_bn(((x.to(device),) for x, _ in train), swa, device=device)
         model.load_state_dict(swa.module.state_dict())
     return model, history
 
 
-def training_key(cfg: config.FashionConfig) -> str:
-    return fingerprint({f: getattr(cfg, f) for f in TRAINING_FIELDS})
-
-
 def export_dir(cfg: config.FashionConfig) -> Path:
     """Where the export writes model.onnx and model.int8.onnx (the quick model's apart)."""
     return cfg.paths.models / "fashion" / ("quick" if cfg.quick else "")
-
-
-def model_path(cfg: config.FashionConfig) -> Path:
-    """``weights/fashion/model.pt`` (committed, with its training record) for the default (full)
-    recipe; any other recipe (quick mode, a study's run, a candidate) gets its own file under
-    ``models/fashion/``, so that it never overwrites the committed model."""
-    if training_key(cfg) == training_key(config.FashionConfig()):
-        return config.WEIGHTS_DIR / "fashion" / "model.pt"
-    return cfg.paths.models / "fashion" / f"model-{training_key(cfg)}.pt"
-
-
-def record_path(checkpoint: str | Path) -> Path:
-    """The training record beside a checkpoint: ``model.pt`` -> ``model.json``."""
-    return Path(checkpoint).with_suffix(".json")
 
 
 def train_final(cfg: config.FashionConfig, data: FashionData, checkpoint: str | Path | None = None, *,
@@ -218,17 +193,6 @@ def write_record(checkpoint: Path, meta: dict[str, Any]) -> Path:
     record = ({k: meta[k] for k in keep} | {k: meta[k] for k in ("git_commit_note",) if k in meta}
               | {"checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)})
     return atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1) + "\n")
-
-
-def load_classifier(path: str | Path, *, offset: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """A trained classifier (eval mode, CPU) and its metadata from a train_final checkpoint;
-    ``offset``: with its validation-chosen logit offset folded in (as served), else as trained."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    arch = state["arch"]
-    model = create_fashion_net(arch["name"], len(state["classes"]), dropout=arch["dropout"],
-                               batchnorm=arch["batchnorm"], width=arch["width"], depth=arch.get("depth", 1))
-    meta = load_checkpoint(path, model)
-    return (logit_offset.fold(model, meta.get("logit_offset")) if offset else model).eval(), meta
 
 
 @torch.no_grad()

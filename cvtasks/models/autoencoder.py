@@ -35,7 +35,7 @@ def _encoder(channels: int, depth: int, base: int) -> tuple[list[nn.Module], lis
 class ConvAutoencoder(nn.Module):
     """``depth`` stride-2 stages down to a ``bottleneck``-channel code, and back up."""
 
-    def __init__(self, channels: int = 3, depth: int = 3, base: int = 32, bottleneck: int = 16):
+    def __init__(self, *, depth: int, base: int, bottleneck: int, channels: int = 3):
         super().__init__()
         if depth < 1 or base < 1 or bottleneck < 1:
             raise ValueError(f"depth={depth}, base={base}, bottleneck={bottleneck}: all must be >= 1")
@@ -61,7 +61,7 @@ class EncoderClassifier(nn.Module):
     """The autoencoder's encoder with global pooling and a linear head: the supervised
     baseline, so that it differs from the autoencoder by its training signal, not its layers."""
 
-    def __init__(self, n_classes: int = 2, channels: int = 3, depth: int = 3, base: int = 32):
+    def __init__(self, *, depth: int, base: int, n_classes: int = 2, channels: int = 3):
         super().__init__()
         if depth < 1 or base < 1 or n_classes < 2:
             raise ValueError(f"depth={depth}, base={base}, n_classes={n_classes}: need depth, base >= 1 "

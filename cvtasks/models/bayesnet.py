@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cvtasks.io import atomic_write_text
+
 Schema = Mapping[str, Sequence[str]]   # attribute -> its options, in a fixed order
 
 
@@ -171,8 +173,6 @@ def kl_divergence(p: BayesNet, q: BayesNet) -> float:
 
 def save_json(model: BayesNet, path: str | Path) -> Path:
     """The network as JSON (options, parents, tables): what a generator needs to sample."""
-    from cvtasks.io import atomic_write_text
-
     doc = {"schema": {a: list(o) for a, o in model.schema.items()}, "parents": model.parents,
            "tables": {a: np.asarray(t).tolist() for a, t in model.tables.items()}}
     return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")

@@ -12,20 +12,17 @@ import numpy as np
 import config
 from cvtasks import cache
 from cvtasks.data.course_search import load_image
+from cvtasks.models import create_image_encoder, create_text_encoder
 from cvtasks.search.data import SearchData
 
 
 @functools.lru_cache(maxsize=2)
 def image_encoder(name: str):
-    from cvtasks.models import create_image_encoder
-
     return create_image_encoder(name)
 
 
 @functools.lru_cache(maxsize=2)
 def text_encoder(name: str):
-    from cvtasks.models import create_text_encoder
-
     return create_text_encoder(name)
 
 

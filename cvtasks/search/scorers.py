@@ -4,6 +4,7 @@ interaction MLP. Trained without votes: the ridge-mapped cosine and contrastive 
 (query, its own image) pairs only. Inputs are raw vectors; scorers standardise their own."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,22 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
 
 def _tensors(inputs: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
     return tuple(_tensor(x) for x in inputs)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a network scorer trains: AdamW at ``lr``, batches, at most ``epochs`` with early
+    stopping after ``patience`` epochs without a better validation loss."""
+
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    patience: int
+    seed: int
+
+    def options(self) -> FitOptions:
+        return FitOptions(epochs=self.epochs, monitor="val/loss", mode="min", patience=self.patience, seed=self.seed)
 
 
 class Scorer:
@@ -99,23 +116,20 @@ class NetScorer(Scorer):
             inputs.append(prior.astype(np.float32))
         return inputs
 
-    def fit(self, img, txt, y, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, epochs: int, lr: float,
-            weight_decay: float, batch_size: int, patience: int, seed: int, train_prior: np.ndarray | None = None,
-            device: Any = None):
+    def fit(self, img, txt, y, val: tuple[np.ndarray, np.ndarray, np.ndarray], schedule: Schedule, *,
+            train_prior: np.ndarray | None = None, device: Any = None):
         """``train_prior``: the priors' scores for the training pairs, cross-fitted (see
         crossfit) so that they are no more optimistic than on new pairs."""
         self.img_scaler.fit(img)
         self.txt_scaler.fit(txt)
-        train = Batches(_tensors(self._inputs(img, txt, train_prior)), _tensor(y), batch_size, shuffle=True,
-                        seed=seed)
+        train = Batches(_tensors(self._inputs(img, txt, train_prior)), _tensor(y), schedule.batch_size, shuffle=True,
+                        seed=schedule.seed)
         valid = Batches(_tensors(self._inputs(val[0], val[1])), _tensor(val[2]), 1024)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
         mae = lambda out, tgt: (out - tgt).abs().mean().item()  # noqa: E731
         with one_thread():
             self.history = fit(self.net, train, valid, optimizer=opt, loss_fn=nn.functional.mse_loss,
-                               metrics={"mae": mae}, device=device,
-                               options=FitOptions(epochs=epochs, monitor="val/loss", mode="min", patience=patience,
-                                                  seed=seed))
+                               metrics={"mae": mae}, device=device, options=schedule.options())
         self.net.cpu().eval()
         return self
 
@@ -178,20 +192,19 @@ class ContrastiveScorer(Scorer):
         self.img_scaler, self.txt_scaler = StandardScaler(), StandardScaler()
         self.history: History | None = None
 
-    def fit(self, own_img, txt, image_ids, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, epochs: int, lr: float,
-            weight_decay: float, batch_size: int, patience: int, seed: int, device: Any = None):
+    def fit(self, own_img, txt, image_ids, val: tuple[np.ndarray, np.ndarray, np.ndarray], schedule: Schedule, *,
+            device: Any = None):
         """``image_ids``: which image each pair shows (two queries may share one)."""
         self.img_scaler.fit(own_img)
         self.txt_scaler.fit(txt)
-        train = Batches(_tensors(self._inputs(own_img, txt)), _tensor(image_ids), batch_size, shuffle=True, seed=seed,
-                        drop_last=True)
+        train = Batches(_tensors(self._inputs(own_img, txt)), _tensor(image_ids), schedule.batch_size, shuffle=True,
+                        seed=schedule.seed, drop_last=True)
         # one batch: cvtasks.train.validate joins the batches' logits before the loss
         valid = Batches(_tensors(self._inputs(val[0], val[1])), _tensor(val[2]), max(1, len(val[2])))
-        opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
         with one_thread():
             self.history = fit(self.net, train, valid, optimizer=opt, loss_fn=info_nce, device=device,
-                               options=FitOptions(epochs=epochs, monitor="val/loss", mode="min", patience=patience,
-                                                  seed=seed))
+                               options=schedule.options())
         self.net.cpu().eval()
         return self
 

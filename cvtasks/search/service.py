@@ -17,6 +17,7 @@ import pandas as pd
 
 import config
 from cvtasks.io import atomic_write
+from cvtasks.search.calibration import nomatch_statistics, text_evidence
 
 MAX_QUERY_CHARS = 300      # the sentence encoder reads 256 word pieces; longer text is cut there anyway
 
@@ -57,8 +58,6 @@ class Bundle:
         """Calibrated (queries, gallery) scores, whether each query finds a good match, and the
         gallery's order for each query, best first. The order follows the ranker's own scores:
         the calibration is a step function, so drawings it ties keep the ranker's order."""
-        from cvtasks.search.calibration import nomatch_statistics, text_evidence
-
         raw = self.raw_scores(query_vectors)
         calibrated = self.calibrator.predict(raw.ravel()).reshape(raw.shape)
         evidence = text_evidence(query_vectors, self.texts) if self.texts is not None else None
@@ -108,6 +107,7 @@ def check_query(text: str) -> tuple[str, list[str]]:
 def search(query: str, bundle: Bundle, k: int) -> tuple[pd.DataFrame, list[str]]:
     """The k best gallery drawings (calibrated score, title, file), an empty frame when even the
     best falls below the "no good match" threshold, and notes for the user."""
+    # torch and the sentence encoder (seconds): loaded once the query has passed its checks
     from cvtasks.search.features import text_encoder
 
     if k < 1:

@@ -35,6 +35,7 @@ class SearchTask(Task):
 
     name = "search"
     stages = ("data", "features", "models", "select", "evaluate", "calibrate", "nomatch", "demo")
+    prose = findings
 
     # --- helpers ---------------------------------------------------------------------------
     def _scores(self, split: str) -> dict[str, np.ndarray]:
@@ -332,15 +333,6 @@ class SearchTask(Task):
                                                  f'nothing to find: "{d.test.queries.query_text.iloc[i][:60]}"'))
         self.demo_ = bundle
         return bundle
-
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
 
 
 def _z(scores: np.ndarray) -> np.ndarray:

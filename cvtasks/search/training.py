@@ -20,6 +20,7 @@ from cvtasks.search.scorers import (
     DummyScorer,
     LinearScorer,
     NetScorer,
+    Schedule,
     Scorer,
     own_image_rows,
 )
@@ -35,6 +36,12 @@ class Validation:
 
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray]   # image vectors, query vectors, targets of voted pairs
     own: tuple[np.ndarray, np.ndarray, np.ndarray]     # (own image, query) vectors and image ids
+
+
+def schedule(cfg: config.SearchConfig, *, epochs: int) -> Schedule:
+    """The network scorers' shared training settings from the config, at ``epochs``."""
+    return Schedule(epochs=epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+                    patience=cfg.patience, seed=cfg.seed)
 
 
 def validation(data: SearchData, feats: Features) -> Validation:
@@ -63,9 +70,8 @@ def fit_zero_shot(kind: str, cfg: config.SearchConfig, feats: Features, pairs: p
         raise ValueError("the contrastive scorer needs its towers (size, dropout): see select_towers")
     seed_everything(cfg.seed)
     scorer = ContrastiveScorer(feats.train_images.shape[1], feats.train_queries.shape[1], *towers)
-    return scorer.fit(*feats.train_pairs(own), feats.pair_image[own], val.own, epochs=cfg.contrastive_epochs,
-                      lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, patience=cfg.patience,
-                      seed=cfg.seed, device=device)
+    return scorer.fit(*feats.train_pairs(own), feats.pair_image[own], val.own,
+                      schedule(cfg, epochs=cfg.contrastive_epochs), device=device)
 
 
 def crossfit(kind: str, cfg: config.SearchConfig, feats: Features, pairs: pd.DataFrame, val: Validation,
@@ -131,9 +137,8 @@ def fit_net(kind: str, cfg: config.SearchConfig, feats: Features, target: np.nda
         scorer = NetScorer(kind, InteractionMLP(d_img, d_txt, cfg.proj_dim, cfg.hidden_dim, cfg.dropout,
                                                 n_priors=len(priors.scorers)), priors=list(priors.scorers.values()))
         train_prior = priors.train_scores
-    return scorer.fit(*feats.train_pairs(), target, val.pairs, epochs=cfg.epochs, lr=cfg.lr,
-                      weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, patience=cfg.patience,
-                      seed=cfg.seed, train_prior=train_prior, device=device)
+    return scorer.fit(*feats.train_pairs(), target, val.pairs, schedule(cfg, epochs=cfg.epochs),
+                      train_prior=train_prior, device=device)
 
 
 def fit_all(cfg: config.SearchConfig, data: SearchData, feats: Features, target: np.ndarray,

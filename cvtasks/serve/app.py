@@ -197,6 +197,7 @@ class RequestMiddleware:
 def create_app(load_classifier: Callable[[], Classifier], settings: config.ServeConfig | None = None) -> FastAPI:
     """The service; ``load_classifier`` runs at start-up (the app is ready once it has warmed up)."""
     settings = settings or config.get("serve")
+    memtrace.set_mmap_threshold(settings.malloc_mmap_threshold)   # per process: each worker builds its app
     metrics = Metrics()
     holder: dict[str, Any] = {}
 

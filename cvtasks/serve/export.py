@@ -24,6 +24,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
 from cvtasks.io import atomic_write
+from cvtasks.models.fashion_classifier import load_classifier
 from cvtasks.serve.backends import OnnxClassifier
 
 
@@ -131,8 +132,6 @@ def export_fashion(checkpoint: str | Path, data: Any, out_dir: str | Path,
     Parity and accuracies are measured on the whole test set; the INT8 calibration uses the
     first ``calibration_size`` training images (never test images).
     """
-    from cvtasks.fashion.training import load_classifier
-
     out_dir = Path(out_dir)
     model, meta = load_classifier(checkpoint)
     fp32 = export_onnx(model, meta, out_dir / "model.onnx")

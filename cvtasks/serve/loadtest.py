@@ -13,6 +13,7 @@ not counted.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import socket
@@ -28,7 +29,12 @@ import numpy as np
 import psutil
 
 import config
+from cvtasks.data.fashion_mnist import load_split
+from cvtasks.models.fashion_classifier import load_classifier, model_path
+from cvtasks.provenance import file_sha256, git_commit
 from cvtasks.serve import memtrace
+from cvtasks.serve.backends import OnnxClassifier, TorchClassifier
+from cvtasks.serve.export import Normalised, model_version
 from cvtasks.serve.imaging import decode
 from cvtasks.serve.uploads import Upload, kind_uploads, product_uploads, small_png
 
@@ -49,10 +55,14 @@ class Server:
     log: Path
 
 
+READY_TIMEOUT_S = 60.0   # a server not ready by then has failed (a cold start takes seconds)
+
+
 def start_server(backend: str, model: Path, log: Path, *, max_batch: int, threads: int, workers: int = 1,
-                 draft_side: int | None = None, timeout_s: float = 60.0, env: dict[str, str] | None = None) -> Server:
+                 draft_side: int | None = None, env: dict[str, str] | None = None) -> Server:
     """Start ``python -m cvtasks serve`` on a free loopback port and wait for /health/ready
     (``draft_side`` None: the configured JPEG decoding; ``env``: added to the server's environment)."""
+    timeout_s = READY_TIMEOUT_S
     import urllib.request
 
     port = free_port()
@@ -279,8 +289,6 @@ def upload_kind_table(items: np.ndarray, settings: config.ServeConfig, log_dir: 
     """Each upload kind (ServeConfig.upload_kinds) decoded in full and at reduced scale: the CPU
     per decode in process, whether the INT8 model predicts the same class from both, and the
     server's CPU per request (closed loop, two in flight) with each decoding."""
-    from cvtasks.serve.backends import OnnxClassifier
-
     clf = OnnxClassifier(settings.model_path, threads=settings.threads)
     uploads = {kind[0]: kind_uploads(items, kind, settings.kind_photos, seed) for kind in settings.upload_kinds}
     rows = {name: {"kind": name, "mean_kb": round(float(np.mean([len(u.data) for u in ups])) / 1024, 1)}
@@ -324,11 +332,6 @@ def inference_ms(predict, images: np.ndarray, repeats: int = 200) -> dict[str, f
 
 def stamp(model: Path, load: dict[str, Any]) -> dict[str, Any]:
     """What a bench file measured, and when: the model file, the code, the machine, the load."""
-    import datetime
-    import os
-
-    from cvtasks.provenance import file_sha256, git_commit
-
     return {"model_name": model.name, "model_sha256": file_sha256(model), "git_commit": git_commit(),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -338,8 +341,6 @@ def stamp(model: Path, load: dict[str, Any]) -> dict[str, Any]:
 def _needs(quick: bool, **overrides: Any) -> tuple[config.TaskConfig, config.ServeConfig, Path]:
     """The settings (``overrides`` replace ServeConfig fields), and the trained checkpoint (the
     INT8 model must exist too)."""
-    from cvtasks.fashion.training import model_path
-
     fashion_cfg, settings = config.get("fashion", quick=quick), config.get("serve", quick=quick, **overrides)
     checkpoint, flag = model_path(fashion_cfg), " --quick" if quick else ""
     for path, how in ((checkpoint, f"python -m cvtasks run fashion{flag}"),
@@ -352,20 +353,15 @@ def _needs(quick: bool, **overrides: Any) -> tuple[config.TaskConfig, config.Ser
 def bench_serve(quick: bool, log_dir: Path) -> dict[str, Any]:
     """The whole load test: inference per backend, the service at each worker count, the same
     model unbatched, the naive baseline, the goals; 28 x 28 PNG uploads."""
-    from cvtasks.fashion.data import prepare_data
-    from cvtasks.fashion.training import load_classifier
-    from cvtasks.serve.backends import OnnxClassifier, TorchClassifier
-    from cvtasks.serve.export import Normalised, model_version
-
     fashion_cfg, settings, checkpoint = _needs(quick)
     int8 = settings.model_path
     fp32 = int8.with_name("model.onnx")
     log_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(fashion_cfg)
-    images = data.x_test[:256].astype(np.float32)[:, None] / 255.0
-    uploads = [small_png(im) for im in data.x_test[:64]]
+    x_test = load_split(fashion_cfg.mnist_dir, "test")[0]   # the test items: photos and PNGs are made from them
+    images = x_test[:256].astype(np.float32)[:, None] / 255.0
+    uploads = [small_png(im) for im in x_test[:64]]
 
-    kinds = upload_kind_table(data.x_test, settings, log_dir, fashion_cfg.seed)
+    kinds = upload_kind_table(x_test, settings, log_dir, fashion_cfg.seed)
     net, meta = load_classifier(checkpoint)
     backends = {"torch_eager": TorchClassifier(Normalised(net, meta["mean"], meta["std"]), meta["classes"],
                                                model_version(meta), threads=settings.threads),
@@ -436,11 +432,9 @@ def soak(quick: bool, log_dir: Path, seconds: float | None = None, trace_memory:
     (cvtasks.serve.uploads) against the service as configured (``workers``); per-window latency,
     errors, RSS and CPU. ``trace_memory``: the server traces its heap (cvtasks.serve.memtrace) and
     the result holds the trace and what it says grew."""
-    from cvtasks.fashion.data import prepare_data
-
     fashion_cfg, settings, _ = _needs(quick, **({"soak_seconds": seconds} if seconds else {}))
     log_dir.mkdir(parents=True, exist_ok=True)
-    items = prepare_data(fashion_cfg).x_test
+    items = load_split(fashion_cfg.mnist_dir, "test")[0]
     uploads = product_uploads(items, settings.soak_uploads, fashion_cfg.seed, settings.upload_sizes,
                               settings.upload_jpeg_share, settings.upload_bad_share)
     trace = log_dir / "memtrace.jsonl"

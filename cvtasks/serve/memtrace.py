@@ -1,4 +1,5 @@
-"""What the service's memory holds over a long run: ``python -m cvtasks bench memory``.
+"""The service's memory: glibc's mmap threshold (``set_mmap_threshold``), and what the heap
+holds over a long run (``python -m cvtasks bench memory``).
 
 A soak's RSS can step up and stay (docs/serve.md). RSS alone cannot say why, so with
 ``CVTASKS_MEMTRACE=<file>`` set, the service starts tracemalloc (one frame per allocation) and
@@ -29,14 +30,34 @@ class _MallInfo2(ctypes.Structure):
                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+M_MMAP_THRESHOLD = -3   # mallopt's parameter number (glibc malloc.h)
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Serve blocks of ``nbytes`` and more from their own mmap, returned to the system when freed,
+    instead of from glibc's arenas, which keep freed memory (RSS) at the high-water mark of the
+    requests in flight. 0 leaves glibc's default (a threshold that adapts upwards). Returns
+    whether it was set (False where the C library is not glibc)."""
+    libc = _libc()
+    if not nbytes or libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(nbytes)))
+
+
 def malloc_stats() -> dict[str, float]:
     """glibc's heap: MB in use (small blocks and mmapped ones) and MB free inside its arenas
     (kept, not returned to the system: it counts in RSS); empty where glibc lacks mallinfo2."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallinfo2.restype = _MallInfo2
-    except (OSError, AttributeError):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
         return {}
+    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return {"malloc_in_use_mb": (info.uordblks + info.hblkhd) / MB, "malloc_free_mb": info.fordblks / MB,
             "malloc_arena_mb": info.arena / MB}

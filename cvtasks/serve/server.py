@@ -29,12 +29,14 @@ SETTINGS_ENV = "CVTASKS_SERVE_SETTINGS"
 def classifier_loader(backend: str, model: Path, threads: int):
     """A function that loads the chosen backend (called at the service's start-up)."""
     if backend == "onnx":
+        # each backend imports only what it needs: the ONNX service starts without torch (cold start)
         from cvtasks.serve.backends import OnnxClassifier
 
         return lambda: OnnxClassifier(model, threads=threads)
     if backend == "torch":
         def load():
-            from cvtasks.fashion.training import load_classifier
+            # torch, only for this backend
+            from cvtasks.models.fashion_classifier import load_classifier
             from cvtasks.serve.backends import TorchClassifier
             from cvtasks.serve.export import Normalised, model_version
 

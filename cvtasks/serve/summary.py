@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 import config
+from cvtasks.provenance import file_sha256
 
 
 # The file each ``python -m cvtasks bench <target>`` writes under reports/fashion/.
@@ -132,7 +133,6 @@ def rss_drift_mb(soak: dict[str, Any]) -> float:
 
 def stale(bench: dict[str, Any], model: Path) -> str | None:
     """Why a bench file does not describe ``model`` (None when it does)."""
-    from cvtasks.provenance import file_sha256
 
     if "model_sha256" not in bench:
         return "the file carries no model stamp"

@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 import config
+from cvtasks.models import create_image_encoder
 from cvtasks.runtime import pick_device, seed_everything
 
 METHODS = ("patchcore", "padim")
@@ -39,8 +40,6 @@ def _model(method: str, layers: tuple[str, ...], coreset: float, n_features: int
 
 def load_offline_weights(extractor: torch.nn.Module) -> None:
     """The packaged efficientnet_lite0 weights into anomalib's timm feature extractor (strict)."""
-    from cvtasks.models import create_image_encoder
-
     source = create_image_encoder(config.OFFLINE_IMAGE_ENCODER).backbone.state_dict()
     wanted = extractor.state_dict()
     extractor.load_state_dict({k: source[k] for k in wanted}, strict=True)
@@ -56,10 +55,12 @@ def _batches(images: np.ndarray, size: int, batch_size: int = 64):
 
 
 @torch.no_grad()
-def fit_and_score(method: str, normal_train: np.ndarray, parts: Mapping[str, np.ndarray], *, size: int,
-                  layers: tuple[str, ...], coreset: float, n_features: int, seed: int,
-                  device=None) -> dict[str, np.ndarray]:
-    """Fit ``method`` on the normal training images; an anomaly score per image of each part."""
+def fit_and_score(method: str, normal_train: np.ndarray, parts: Mapping[str, np.ndarray], cfg: config.SpillConfig, *,
+                  seed: int, device=None) -> dict[str, np.ndarray]:
+    """Fit ``method`` on the normal training images; an anomaly score per image of each part
+    (``cfg``: anomalib_size, the method's layers, patchcore_coreset, padim_features)."""
+    size, coreset, n_features = cfg.anomalib_size, cfg.patchcore_coreset, cfg.padim_features
+    layers = cfg.patchcore_layers if method == "patchcore" else cfg.padim_layers
     seed_everything(seed)   # PatchCore's coreset projection, PaDiM's random feature subset
     device = pick_device(device)
     model = _model(method, layers, coreset, n_features)

@@ -54,15 +54,15 @@ def normal_only(indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
 NORMALISATIONS = ("local", "per_image", "fixed")
 
 
-def normalise(images: np.ndarray, mode: str = "local",
-              sigma: float = 4.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def normalise(images: np.ndarray, mode: str = config.SpillConfig.normalisation,
+              sigma: float = config.SpillConfig.normalisation_sigma) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 (n, H, W, 3) -> float (n, 3, H, W), plus the shift and scale to undo it
     (``normalise_raw`` on the images in [0, 1])."""
     return normalise_raw(raw_images(images), mode, sigma)
 
 
-def normalise_raw(x: torch.Tensor, mode: str = "local",
-                  sigma: float = 4.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def normalise_raw(x: torch.Tensor, mode: str = config.SpillConfig.normalisation,
+                  sigma: float = config.SpillConfig.normalisation_sigma) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Float images (n, 3, H, W) in [0, 1] -> normalised, plus the shift and scale to undo it.
 
     ``local``: each pixel divided by the light around it (the image blurred with a Gaussian of

@@ -3,6 +3,7 @@ chose the score and the threshold policy, and the error analysis by lighting, sm
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from cvtasks.spill.data import NORMALISATIONS, Split, normal_only, normalise, ra
 from cvtasks.spill.evaluation import point_metrics
 from cvtasks.spill.scores import SCORES, anomaly_scores
 from cvtasks.spill.thresholds import choose_threshold
-from cvtasks.spill.training import VIEWS, Budget, reconstruct, train_autoencoder
+from cvtasks.spill.training import VIEWS, AutoencoderData, Budget, reconstruct, train_autoencoder
 
 SIZE_BINS = (0.0, 0.01, 0.03, 1.0)          # spill area (share of pixels): small, medium, large
 SIZE_LABELS = ("small <1%", "medium 1-3%", "large >3%")
@@ -44,12 +45,11 @@ def run_experiments(images: np.ndarray, labels: np.ndarray, split: Split, cfg: c
     for v in experiment_variants(cfg):
         x, shift, scale = normalise(images, v["normalisation"], cfg.normalisation_sigma)
         train = normal_only(split.train, labels)
-        model, hist = train_autoencoder(x[train], x[split.val], labels[split.val], scale[split.val], shift[split.val],
-                                        budget=Budget(epochs, None, v["lr"], cfg.batch_size), depth=v["depth"],
-                                        base=cfg.base_channels, bottleneck=v["bottleneck"], loss=v["loss"],
-                                        views=v["augment"], raw_train=raw_images(images[train]),
-                                        normalisation=v["normalisation"], norm_sigma=cfg.normalisation_sigma,
-                                        score=cfg.score, sigma=cfg.score_sigma, seed=cfg.seed, device=device)
+        variant = replace(cfg, **{k: v[k] for k in ("depth", "bottleneck", "loss", "augment", "normalisation")})
+        data = AutoencoderData(x[train], raw_images(images[train]), x[split.val], labels[split.val], scale[split.val],
+                               shift[split.val])
+        model, hist = train_autoencoder(data, variant, Budget(epochs, None, v["lr"], cfg.batch_size), seed=cfg.seed,
+                                        device=device)
         s_val, s_test = (anomaly_scores(reconstruct(model, x[i], device=device), x[i], cfg.score, cfg.score_sigma,
                                         scale[i], shift[i]) for i in (split.val, split.test))
         with warnings.catch_warnings():

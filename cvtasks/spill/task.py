@@ -4,7 +4,7 @@ chosen on validation and applied unchanged to test."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from cvtasks.spill.data import (
 from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
 from cvtasks.spill.thresholds import POLICIES, choose_threshold, false_alarm_bound
 from cvtasks.spill.training import (
+    AutoencoderData,
     Budget,
     classifier_scores,
     reconstruct,
@@ -83,9 +84,16 @@ class SpillTask(Task):
     name = "spill"
     stages = ("data", "autoencoder", "scores", "baselines", "maps", "errors", "lighting_shift", "design",
               "experiments")
+    prose = findings
 
     def budget(self) -> Budget:
         return Budget(self.cfg.epochs, self.cfg.patience, self.cfg.lr, self.cfg.batch_size)
+
+    def _ae_data(self) -> AutoencoderData:
+        """The autoencoder's normal training images (normalised and raw) and its validation set."""
+        w, s = self.data_, self.data_.split
+        return AutoencoderData(w.x[w.ae_train], raw_images(w.data.images[w.ae_train]), w.x[s.val], w.y("val"),
+                               w.std[s.val], w.mean[s.val])
 
     def _seeds(self) -> list[int]:
         return [self.cfg.seed + k for k in range(self.cfg.seeds)]
@@ -146,16 +154,10 @@ class SpillTask(Task):
         """The autoencoder trained on the normal training images, once per seed; every score of
         its reconstructions on validation and test."""
         self.require("data")
-        w, cfg = self.data_, self.cfg
-        s = w.split
+        cfg = self.cfg
         self.autoencoder_, histories, self.ae_scores_ = [], [], []
         for seed in self._seeds():
-            model, history = train_autoencoder(
-                w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val], budget=self.budget(),
-                depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck, loss=cfg.loss,
-                views=cfg.augment, raw_train=raw_images(w.data.images[w.ae_train]), normalisation=cfg.normalisation,
-                norm_sigma=cfg.normalisation_sigma, score=cfg.score, sigma=cfg.score_sigma, seed=seed,
-                device=self.device)
+            model, history = train_autoencoder(self._ae_data(), cfg, self.budget(), seed=seed, device=self.device)
             self.autoencoder_.append(model)
             histories.append(history)
             self.ae_scores_.append(self._all_scores(model))
@@ -235,8 +237,8 @@ class SpillTask(Task):
         s, y = w.split, w.data.labels
         cnn_scores, histories = [], []
         for seed in self._seeds():
-            cnn, history = train_classifier(w.x[s.train], y[s.train], w.x[s.val], y[s.val], budget=self.budget(),
-                                            depth=cfg.depth, base=cfg.base_channels, seed=seed, device=self.device)
+            cnn, history = train_classifier(w.x[s.train], y[s.train], w.x[s.val], y[s.val], cfg, self.budget(),
+                                            seed=seed, device=self.device)
             cnn_scores.append({p: classifier_scores(cnn, w.x[getattr(s, p)], self.device) for p in PARTS})
             histories.append(history)
             self.tracker.log_history(f"supervised_seed{seed}", history.epochs)
@@ -246,10 +248,8 @@ class SpillTask(Task):
         images = w.data.images
         parts = {p: images[getattr(s, p)] for p in PARTS}
         for method in AB.METHODS:
-            runs = [AB.fit_and_score(method, images[w.ae_train], parts, size=cfg.anomalib_size,
-                                     layers=cfg.patchcore_layers if method == "patchcore" else cfg.padim_layers,
-                                     coreset=cfg.patchcore_coreset, n_features=cfg.padim_features, seed=seed,
-                                     device=self.device) for seed in self._seeds()]
+            runs = [AB.fit_and_score(method, images[w.ae_train], parts, cfg, seed=seed, device=self.device)
+                    for seed in self._seeds()]
             detector = self._detector(f"anomalib {method}", runs, f"anomalib/{method}/")
             for m in E.METRICS:   # the issue's key: the mean over seeds
                 self.record({f"anomalib/{method}/test/{m}": detector.intervals[m].value})
@@ -367,11 +367,7 @@ class SpillTask(Task):
         always; regular test and both shift sets' figures are recorded beside the chosen model's."""
         w, cfg = self.data_, self.cfg
         s = w.split
-        model, _ = train_autoencoder(w.x[w.ae_train], w.x[s.val], w.y("val"), w.std[s.val], w.mean[s.val],
-                                     budget=self.budget(), depth=cfg.depth, base=cfg.base_channels,
-                                     bottleneck=cfg.bottleneck, loss=cfg.loss, views="photometric",
-                                     raw_train=raw_images(w.data.images[w.ae_train]), normalisation=cfg.normalisation,
-                                     norm_sigma=cfg.normalisation_sigma, score=cfg.score, sigma=cfg.score_sigma,
+        model, _ = train_autoencoder(self._ae_data(), replace(cfg, augment="photometric"), self.budget(),
                                      seed=cfg.seed, device=self.device)
 
         def scores(x, mean, std):
@@ -457,12 +453,3 @@ class SpillTask(Task):
                 self.record({f"experiments/{slug(change)}/val_shift_tnr": row["val_shift_tnr"]})
         self.show("experiments/table", table)
         return table
-
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))

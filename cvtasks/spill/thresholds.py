@@ -8,6 +8,7 @@ import numpy as np
 from scipy.stats import beta
 from sklearn.metrics import roc_curve
 
+import config
 from cvtasks.metrics import binary_detection_metrics
 
 POLICIES = ("youden", "fixed_fpr", "fpr_bound")
@@ -21,8 +22,9 @@ def false_alarm_bound(false_alarms: np.ndarray, n_normal: int, confidence: float
     return np.where(k >= n_normal, 1.0, beta.ppf(confidence, safe + 1, n_normal - safe))
 
 
-def choose_threshold(y_val: np.ndarray, scores_val: np.ndarray, policy: str = "youden",
-                     target_fpr: float = 0.05, confidence: float = 0.9) -> float:
+def choose_threshold(y_val: np.ndarray, scores_val: np.ndarray, policy: str,
+                     target_fpr: float = config.SpillConfig.target_fpr,
+                     confidence: float = config.SpillConfig.fpr_confidence) -> float:
     """The score threshold (flag a spill when score >= threshold), chosen on validation only.
 
     ``youden``: maximise TPR - FPR (Youden's J). ``fixed_fpr``: the highest TPR whose false-alarm

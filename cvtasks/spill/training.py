@@ -13,6 +13,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+import config
 from cvtasks.batches import Batches, augment
 from cvtasks.models.autoencoder import ConvAutoencoder, EncoderClassifier
 from cvtasks.runtime import seed_everything
@@ -36,14 +37,28 @@ class Budget:
 VIEWS = ("none", "dihedral", "photometric")
 
 
+@dataclass(frozen=True)
+class AutoencoderData:
+    """What an autoencoder trains on and is watched on: the normal training images (normalised;
+    raw too, for photometric views), the validation images and their labels, and the scale and
+    shift their normalisation removed (the scores put them back)."""
+
+    x_train: torch.Tensor
+    raw_train: torch.Tensor | None
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    val_scale: torch.Tensor | None = None
+    val_shift: torch.Tensor | None = None
+
+
 def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A quarter turn and a mirror per batch: the camera looks straight down on the well, so a
     turned or mirrored normal well is still a normal well."""
     return augment(x, ("dihedral",), gen)
 
 
-def photometric(raw: torch.Tensor, gen: torch.Generator, *, normalisation: str = "local", sigma: float = 4.0,
-                max_gain: float = 2.5) -> torch.Tensor:
+def photometric(raw: torch.Tensor, gen: torch.Generator, *, normalisation: str = config.SpillConfig.normalisation,
+                sigma: float = config.SpillConfig.normalisation_sigma, max_gain: float = 2.5) -> torch.Tensor:
     """Raw images (B, 3, H, W) in [0, 1] under other light, then normalised as the model sees
     them: a global exposure gain (log-uniform 1/4 .. ``max_gain``, highlights clipped) and, for
     half of them, a smooth pool of light; what a camera's exposure and a lamp change."""
@@ -65,25 +80,25 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
     return predict(model, Batches(x, None, batch_size), device)[0]
 
 
-def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
-                      val_scale: torch.Tensor | None = None, val_shift: torch.Tensor | None = None, *,
-                      budget: Budget, depth: int = 3, base: int = 32, bottleneck: int = 16, loss: str = "mse",
-                      views: str = "none", raw_train: torch.Tensor | None = None, normalisation: str = "local",
-                      norm_sigma: float = 4.0, score: str = "glow", sigma: float = 1.0, seed: int = 42,
+def train_autoencoder(data: AutoencoderData, cfg: config.SpillConfig, budget: Budget, *, seed: int,
                       device: str | torch.device | None = None) -> tuple[ConvAutoencoder, History]:
-    """Fit a ConvAutoencoder to reconstruct ``x_train`` (normal images only).
+    """Fit a ConvAutoencoder (``cfg``: depth, base_channels, bottleneck, loss) to reconstruct the
+    normal training images.
 
     Each epoch records the loss on the normal validation images (``val/normal_loss``, which picks
     the best epoch: no spill label is needed for it) and the validation ROC-AUC of the anomaly
-    score, to watch detection. ``views``: train on turned and mirrored views (``dihedral``), or
-    on the raw images ``raw_train`` under other light (``photometric``), normalised as
-    ``normalisation`` and ``norm_sigma`` say (cvtasks.spill.data.normalise_raw).
+    score (``cfg.score``, ``cfg.score_sigma``), to watch detection. ``cfg.augment``: train on
+    turned and mirrored views (``dihedral``), or on the raw training images under other light
+    (``photometric``), normalised as ``cfg.normalisation`` and ``cfg.normalisation_sigma`` say
+    (cvtasks.spill.data.normalise_raw).
     """
+    loss, views, x_train, raw_train = cfg.loss, cfg.augment, data.x_train, data.raw_train
+    val_scale, val_shift, score, sigma = data.val_scale, data.val_shift, cfg.score, cfg.score_sigma
     if loss not in LOSSES:
         raise ValueError(f"loss {loss!r}: must be one of {', '.join(LOSSES)}")
     seed_everything(seed)
-    model = ConvAutoencoder(depth=depth, base=base, bottleneck=bottleneck)
-    y_val = torch.as_tensor(np.asarray(y_val))
+    model = ConvAutoencoder(depth=cfg.depth, base=cfg.base_channels, bottleneck=cfg.bottleneck)
+    y_val = torch.as_tensor(np.asarray(data.y_val))
     loss_fn = LOSSES[loss]()
 
     def normal_loss(out: torch.Tensor, tgt: torch.Tensor) -> float:
@@ -97,34 +112,35 @@ def train_autoencoder(x_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndar
     if views == "photometric":
         if raw_train is None:
             raise ValueError("photometric views need the raw training images (raw_train)")
-        relight = partial(photometric, normalisation=normalisation, sigma=norm_sigma)
+        relight = partial(photometric, normalisation=cfg.normalisation, sigma=cfg.normalisation_sigma)
         train = Batches(raw_train, None, budget.batch_size, shuffle=True, seed=seed, transform=relight)
     else:
         train = Batches(x_train, None, budget.batch_size, shuffle=True, seed=seed,
                         transform=_dihedral if views == "dihedral" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    history = fit(model, train, Batches(x_val, None, 256), optimizer=optimizer, loss_fn=loss_fn,
-                  scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.epochs),
+    history = fit(model, train, Batches(data.x_val, None, 256), optimizer=optimizer, loss_fn=loss_fn,
                   metrics={"normal_loss": normal_loss, "roc_auc": val_auc}, device=device,
                   options=FitOptions(epochs=budget.epochs, monitor="val/normal_loss", mode="min",
-                                     patience=budget.patience, seed=seed))
+                                     patience=budget.patience, seed=seed,
+                                     scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.epochs)))
     return model.cpu().eval(), history
 
 
-def train_classifier(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, *,
-                     budget: Budget, depth: int = 3, base: int = 32, seed: int = 42,
+def train_classifier(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray,
+                     cfg: config.SpillConfig, budget: Budget, *, seed: int,
                      device: str | torch.device | None = None) -> tuple[EncoderClassifier, History]:
-    """The autoencoder's encoder with a two-class head, trained on labelled spills too, under the
-    autoencoder's budget: the same epochs, schedule and early stopping (on the validation loss)."""
+    """The autoencoder's encoder (``cfg.depth``, ``cfg.base_channels``) with a two-class head,
+    trained on labelled spills too, under the autoencoder's budget: the same epochs, schedule and
+    early stopping (on the validation loss)."""
     seed_everything(seed)
-    model = EncoderClassifier(n_classes=2, depth=depth, base=base)
+    model = EncoderClassifier(n_classes=2, depth=cfg.depth, base=cfg.base_channels)
     yt, yv = torch.as_tensor(np.asarray(y_train)).long(), torch.as_tensor(np.asarray(y_val)).long()
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
     history = fit(model, Batches(x_train, yt, budget.batch_size, shuffle=True, seed=seed), Batches(x_val, yv, 256),
-                  optimizer=optimizer, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy},
-                  scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.epochs), device=device,
+                  optimizer=optimizer, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy}, device=device,
                   options=FitOptions(epochs=budget.epochs, monitor="val/loss", mode="min",
-                                     patience=budget.patience, seed=seed))
+                                     patience=budget.patience, seed=seed,
+                                     scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.epochs)))
     return model.cpu().eval(), history
 
 

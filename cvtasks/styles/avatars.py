@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+import config
 from cvtasks.models.bayesnet import BayesNet, Schema
 
 GLOBAL_PSEUDO_COUNT = 0.01   # keeps log P(c) finite where a colour never occurs at a pixel
@@ -157,8 +158,10 @@ def style_features(codes: np.ndarray, schema: Schema, parents: Mapping[str, str 
 
 
 def fit_factor_model(images: np.ndarray, codes: np.ndarray, schema: Schema, parents: Mapping[str, str | None],
-                     palette: np.ndarray, *, n_components: int = 16, ridge_alpha: float = 1.0,
-                     noise_scale: float = 0.7, seed: int = 0) -> FactorModel:
+                     palette: np.ndarray, cfg: config.StylesConfig) -> FactorModel:
+    """Method (c): ``cfg.factor_components``, ``factor_ridge_alpha``, ``factor_noise_scale``."""
+    n_components, ridge_alpha, noise_scale, seed = (cfg.factor_components, cfg.factor_ridge_alpha,
+                                                    cfg.factor_noise_scale, cfg.seed)
     x = images.reshape(len(images), -1).astype(np.float32) / 255
     encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(style_features(codes, schema, parents))
     ridge = Ridge(alpha=ridge_alpha).fit(encoder.transform(style_features(codes, schema, parents)), x)
@@ -209,17 +212,18 @@ class AttributeClassifier:
         return {a: float((pred[:, j] == codes[:, j]).mean()) for j, a in enumerate(self.schema)}
 
 
-def fit_classifier(images: np.ndarray, codes: np.ndarray, schema: Schema, size: int, seed: int,
-                   n_components: int = 40) -> AttributeClassifier:
-    """PCA then logistic regression: a few dozen components keep the fit to a second."""
+def fit_classifier(images: np.ndarray, codes: np.ndarray, schema: Schema, cfg: config.StylesConfig) -> AttributeClassifier:
+    """PCA then logistic regression per attribute, on avatars downscaled to ``cfg.classifier_size``."""
+    size, seed = cfg.classifier_size, cfg.seed
     x = _downscale(images, size)
-    pca = PCA(n_components=min(n_components, len(x) - 1), random_state=seed).fit(x)
+    pca = PCA(n_components=min(cfg.classifier_components, len(x) - 1), random_state=seed).fit(x)
     models = {}
     for j, attr in enumerate(schema):
         y = codes[:, j]
         if len(np.unique(y)) < 2:
             raise ValueError(f"attribute {attr!r} takes one value in the training avatars; nothing to classify")
-        models[attr] = make_pipeline(pca, StandardScaler(), LogisticRegression(C=0.5, max_iter=500, random_state=seed))
+        models[attr] = make_pipeline(pca, StandardScaler(), LogisticRegression(C=cfg.classifier_c, max_iter=500,
+                                                                                random_state=seed))
         models[attr].fit(x, y)
     return AttributeClassifier(models, dict(schema), size)
 
@@ -248,15 +252,16 @@ class AvatarResult:
 
 
 def avatar_experiment(images: np.ndarray, codes: np.ndarray, schema: Schema, parents: Mapping[str, str | None],
-                      style_model: BayesNet, train: np.ndarray, test: np.ndarray, *, palette_size: int,
-                      n_generated: int, pseudo_count: float, classifier_size: int, seed: int) -> AvatarResult:
+                      style_model: BayesNet, train: np.ndarray, test: np.ndarray,
+                      cfg: config.StylesConfig) -> AvatarResult:
     """Fit the palette, the pixel model and the factor model on the ``train`` avatars, generate
-    ``n_generated`` avatars per method for styles sampled from ``style_model``, and measure;
+    ``cfg.n_generated`` avatars per method for styles sampled from ``style_model``, and measure;
     the ``test`` avatars give the classifier's ceiling and the copy distance of real avatars."""
-    palette = fit_palette(images[train], palette_size, seed)
-    pixel_model = fit_pixel_model(images[train], codes[train], schema, palette, pseudo_count)
-    factor = fit_factor_model(images[train], codes[train], schema, parents, palette, seed=seed)
-    classifier = fit_classifier(images[train], codes[train], schema, classifier_size, seed)
+    n_generated, seed = cfg.n_generated, cfg.seed
+    palette = fit_palette(images[train], cfg.palette_size, seed)
+    pixel_model = fit_pixel_model(images[train], codes[train], schema, palette, cfg.layer_pseudo_count)
+    factor = fit_factor_model(images[train], codes[train], schema, parents, palette, cfg)
+    classifier = fit_classifier(images[train], codes[train], schema, cfg)
     heldout = classifier.agreement(images[test], codes[test])
     styles = style_model.sample(n_generated, np.random.default_rng(seed + 1))
     gen_rng = np.random.default_rng(seed + 2)

@@ -53,10 +53,7 @@ def one_seed(cfg) -> dict[str, float]:
                     "invalid_rate": 1 - X.validity(truth, model.sample(cfg.n_style_samples,
                                                                        np.random.default_rng(cfg.seed)))})
     if raw.images is not None:
-        res = A.avatar_experiment(raw.images, codes, raw.schema, parents, model, split.train, split.test,
-                                  palette_size=cfg.palette_size, n_generated=cfg.n_generated,
-                                  pseudo_count=cfg.layer_pseudo_count, classifier_size=cfg.classifier_size,
-                                  seed=cfg.seed)
+        res = A.avatar_experiment(raw.images, codes, raw.schema, parents, model, split.train, split.test, cfg)
         out.update({f"recognisability/{m}": float(res.table.loc[m, "recognisability"]) for m in A.METHODS})
     return out
 

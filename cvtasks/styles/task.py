@@ -66,6 +66,7 @@ class StylesTask(Task):
     name = "styles"
     stages = ("data", "estimates", "structure", "prior", "heldout", "generate", "avatars", "avatar_experiments",
               "seeds")
+    prose = findings
 
     @stage
     def data(self) -> Styles:
@@ -236,9 +237,7 @@ class StylesTask(Task):
         if d.raw.images is None:
             raise ValueError("the styles table has no avatars (set StylesConfig.avatars_dir); the avatar stages need them")
         res = A.avatar_experiment(d.raw.images, d.codes, d.schema, self.structure_.parents, self.prior_.model,
-                                  d.split.train, d.split.test, palette_size=cfg.palette_size,
-                                  n_generated=cfg.n_generated, pseudo_count=cfg.layer_pseudo_count,
-                                  classifier_size=cfg.classifier_size, seed=cfg.seed)
+                                  d.split.train, d.split.test, cfg)
         self.avatars_ = res
         metrics = {f"avatars/classifier_heldout_acc/{a}": v for a, v in res.heldout_accuracy.items()}
         metrics["avatars/real_nn_distance"] = res.real_nn_distance
@@ -307,12 +306,3 @@ class StylesTask(Task):
         self.show("seeds/spread", table.round(3))
         self.seeds_ = per_seed
         return per_seed
-
-    # --- prose from the metrics --------------------------------------------------------------
-    def summary(self) -> str:
-        return findings.summary(self.metrics, self.tracker.name)
-
-    def conclusions(self):
-        from IPython.display import Markdown
-
-        return Markdown(findings.conclusions(self.metrics, self.cfg))
