@@ -572,8 +572,10 @@ class ServeConfig(TaskConfig):
     decode_draft_side: int = non_negative(448)
     top_k: int = positive(3)
     # glibc: blocks from this size up (decoded photos, upload buffers) get their own mmap, freed
-    # back to the system; 0: glibc's default, whose arenas keep freed memory (docs/serve.md, Memory)
-    malloc_mmap_threshold: int = non_negative(131072)
+    # back to the system; 0: glibc's default, whose arenas keep freed memory. 131072 cut a 16-thread
+    # decoding probe's RSS from 612 to 375 MB but more than doubled its CPU per decode (5.2 -> 11-12
+    # ms, bench/decode_memory.py): CPU is the scarcer of the two here (docs/serve.md, Memory)
+    malloc_mmap_threshold: int = non_negative(0)
     graceful_shutdown_s: int = positive(5)
     prometheus_port: int = positive(9090)      # python -m cvtasks monitor
     # load test (python -m cvtasks bench serve): fixed rates, then saturation

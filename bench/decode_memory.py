@@ -10,7 +10,9 @@ and prints RSS as it goes; run it under different glibc allocator settings to co
     MALLOC_ARENA_MAX=2 python bench/decode_memory.py               # at most two arenas
     MALLOC_MMAP_THRESHOLD_=131072 python bench/decode_memory.py    # large blocks always mmapped
 
-Prints one line per checkpoint (decodes done, RSS MB) and the growth after the first tenth.
+Prints one line per checkpoint (decodes done, RSS MB), the growth after the first tenth, and the
+process's CPU milliseconds per decode (what a setting costs). Interleave runs of two settings:
+this VM's speed drifts by a third within the hour.
 """
 from __future__ import annotations
 
@@ -50,14 +52,17 @@ def main() -> None:
     settings = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")} or "glibc defaults"
     print(f"allocator: {settings}; {args.threads} threads; {len(uploads)} distinct uploads")
     readings = []
+    cpu_start = process.cpu_times()
     with ThreadPoolExecutor(args.threads) as pool:
         for start in range(0, args.decodes, args.every):
             list(pool.map(one, range(start, start + args.every)))
             readings.append(process.memory_info().rss / 2**20)
             print(f"{start + args.every:>7} decodes  RSS {readings[-1]:7.1f} MB", flush=True)
+    cpu = process.cpu_times()
+    cpu_ms = 1000 * (cpu.user + cpu.system - cpu_start.user - cpu_start.system) / args.decodes
     warm = readings[max(0, len(readings) // 10 - 1)]
     print(f"RSS after warm-up {warm:.1f} MB, at the end {readings[-1]:.1f} MB, peak {max(readings):.1f} MB "
-          f"(growth {readings[-1] - warm:+.1f} MB)")
+          f"(growth {readings[-1] - warm:+.1f} MB); CPU {cpu_ms:.2f} ms per decode")
 
 
 if __name__ == "__main__":
