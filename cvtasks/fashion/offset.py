@@ -5,8 +5,9 @@ against T-shirt, Pullover, Coat): one side's recall low, the other side's precis
 rule (config.FASHION_OFFSET_GRID, fixed before any result): the class with the lowest validation
 recall gets the offset from the grid that maximises the validation minimum over classes of
 min(precision, recall), kept only when it raises that minimum. The checkpoint carries the
-choice, and ``cvtasks.models.fashion_classifier.fold_offset`` adds it to the classifier's bias, so every consumer (evaluation, ONNX
-export, the service) runs the same model. Written by hand: it is a one-parameter grid search.
+choice, and ``cvtasks.models.fashion_classifier.fold_offset`` adds it to the classifier's bias,
+so every consumer (evaluation, ONNX export, the service) runs the same model. Written by hand:
+it is a one-parameter grid search.
 """
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
 
 
 def per_class(pred: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall of each class (a class never predicted has precision 0)."""
-    hits = np.bincount(y[pred == y], minlength=n_classes).astype(float)
-    predicted = np.bincount(pred, minlength=n_classes)
-    actual = np.bincount(y, minlength=n_classes)
-    return hits / np.maximum(predicted, 1), hits / np.maximum(actual, 1)
+    precision, recall, _, _ = precision_recall_fscore_support(y, pred, labels=np.arange(n_classes), zero_division=0)
+    return precision, recall
 
 
 def worst(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:

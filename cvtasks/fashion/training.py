@@ -40,6 +40,7 @@ from cvtasks.train import (
     save_checkpoint,
 )
 
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)

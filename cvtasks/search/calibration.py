@@ -3,7 +3,7 @@ regression onto the votes' target: the calibrated score is the expected target a
 its reliability on test, and the "no good match" threshold on the best calibrated score."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -67,15 +67,14 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
-def knn_similarity(queries: np.ndarray, texts: GalleryText | np.ndarray, ks: tuple[int, ...],
+def knn_similarity(queries: np.ndarray, texts: GalleryText, ks: tuple[int, ...],
                    own: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Per k, each query's mean cosine to its k nearest gallery texts. ``own`` (per query, a
     drawing or ""): that drawing's own texts are left out, so that a gallery query scored on
     its way to the threshold is not found through its own title (a user's words are not the title)."""
-    vectors, owners = (texts.vectors, texts.owners) if isinstance(texts, GalleryText) else (_unit(texts), None)
-    sim = _unit(queries) @ vectors.T
-    if own is not None and owners is not None:
-        sim[(own[:, None] == owners[None, :]) & (own[:, None] != "")] = -np.inf
+    sim = _unit(queries) @ texts.vectors.T
+    if own is not None:
+        sim[(own[:, None] == texts.owners[None, :]) & (own[:, None] != "")] = -np.inf
     ranked = -np.sort(-sim, axis=1)
     return {k: ranked[:, :min(k, ranked.shape[1])].mean(1) for k in ks}
 
@@ -83,7 +82,7 @@ def knn_similarity(queries: np.ndarray, texts: GalleryText | np.ndarray, ks: tup
 def gallery_text(texts: np.ndarray, owners: np.ndarray, null_queries: np.ndarray, ks: tuple[int, ...]) -> GalleryText:
     """The gallery text, with the null k-NN similarities of queries known to have nothing to find."""
     base = GalleryText(_unit(texts), np.asarray(owners), {})
-    return GalleryText(base.vectors, base.owners, {k: np.sort(v) for k, v in knn_similarity(null_queries, base, ks).items()})
+    return replace(base, null={k: np.sort(v) for k, v in knn_similarity(null_queries, base, ks).items()})
 
 
 def text_evidence(queries: np.ndarray, texts: GalleryText, own: np.ndarray | None = None) -> dict[str, np.ndarray]:

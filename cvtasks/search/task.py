@@ -246,30 +246,29 @@ class SearchTask(Task):
         self.require("calibrate")
         cfg, d = self.cfg, self.data_
         null = self.features_.queries["val"][(d.val.queries.kind == "nomatch").to_numpy()]
-        self.gallery_text_, stats = {}, {}
+        self.gallery_text_, stats, drawings = {}, {}, {}
         for split, scores in (("val", self._scores("val")[self.ranker_]), ("test", self.test_scores_[self.ranker_])):
             g, vectors = getattr(d, split), self.features_.queries[split]
             keep = g.queries.kind.isin(["new", "nomatch"]).to_numpy()
+            queries = g.queries[keep]
             raw = scores[keep]
             calibrated = self.calibrator_.predict(raw.ravel()).reshape(raw.shape)
-            texts = g.queries.image != ""   # the gallery's own text: its drawings' titles and descriptions
+            evidence = None
             if len(null):
-                self.gallery_text_[split] = C.gallery_text(vectors[texts.to_numpy()], g.queries.image[texts].to_numpy(),
-                                                           null, cfg.nomatch_text_ks)
-            evidence = (C.text_evidence(vectors[keep], self.gallery_text_[split], g.queries.image[keep].to_numpy())
-                        if len(null) else None)
-            stats[split] = (C.nomatch_statistics(raw, calibrated, evidence),
-                            (g.queries.kind[keep] == "nomatch").to_numpy())
+                texts = (g.queries.image != "").to_numpy()   # the gallery's own text: its drawings' titles
+                self.gallery_text_[split] = C.gallery_text(vectors[texts], g.queries.image[texts].to_numpy(), null,
+                                                           cfg.nomatch_text_ks)
+                evidence = C.text_evidence(vectors[keep], self.gallery_text_[split], queries.image.to_numpy())
+            stats[split] = (C.nomatch_statistics(raw, calibrated, evidence), (queries.kind == "nomatch").to_numpy())
+            drawings[split] = queries.query_id.str.rsplit("#", n=1).str[0].to_numpy()   # resampled together
         if not stats["val"][1].any():
             self.nomatch_ = None
             self.show("nomatch/none", "*No query without a match in the validation gallery: the threshold cannot "
                                       "be chosen (the embedded build holds out whole categories for that).*")
             return {}
         choice = C.choose_statistic(stats["val"][0], stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
-        keep = d.test.queries.kind.isin(["new", "nomatch"]).to_numpy()
-        drawings = d.test.queries.query_id[keep].str.rsplit("#", n=1).str[0].to_numpy()   # a drawing's queries resample together
         quality = C.nomatch_quality(stats["test"][0][choice.statistic], stats["test"][1], choice.threshold,
-                                    cfg.nomatch_prevalence, drawings, count=cfg.resamples, seed=cfg.seed)
+                                    cfg.nomatch_prevalence, drawings["test"], count=cfg.resamples, seed=cfg.seed)
         val_quality = C.nomatch_quality(stats["val"][0][choice.statistic], stats["val"][1], choice.threshold,
                                         cfg.nomatch_prevalence)
         self.nomatch_ = choice

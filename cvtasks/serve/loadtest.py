@@ -62,7 +62,6 @@ def start_server(backend: str, model: Path, log: Path, *, max_batch: int, thread
                  draft_side: int | None = None, env: dict[str, str] | None = None) -> Server:
     """Start ``python -m cvtasks serve`` on a free loopback port and wait for /health/ready
     (``draft_side`` None: the configured JPEG decoding; ``env``: added to the server's environment)."""
-    timeout_s = READY_TIMEOUT_S
     import urllib.request
 
     port = free_port()
@@ -74,7 +73,7 @@ def start_server(backend: str, model: Path, log: Path, *, max_batch: int, thread
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=config.ROOT,
                                    env={**os.environ, **(env or {})})
     url = f"http://{HOST}:{port}"
-    while time.perf_counter() - start < timeout_s:
+    while time.perf_counter() - start < READY_TIMEOUT_S:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
         try:
@@ -85,7 +84,7 @@ def start_server(backend: str, model: Path, log: Path, *, max_batch: int, thread
             pass
         time.sleep(0.02)
     process.kill()
-    raise TimeoutError(f"the server was not ready within {timeout_s:.0f} s; see {log}")
+    raise TimeoutError(f"the server was not ready within {READY_TIMEOUT_S:.0f} s; see {log}")
 
 
 def _all_workers_ready(url: str, workers: int) -> bool:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ENV = "CVTASKS_MEMTRACE"
 MB = 2 ** 20
@@ -33,6 +36,7 @@ class _MallInfo2(ctypes.Structure):
 M_MMAP_THRESHOLD = -3   # mallopt's parameter number (glibc malloc.h)
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -64,8 +68,6 @@ def malloc_stats() -> dict[str, float]:
 
 
 def rss_mb() -> float:
-    import psutil
-
     return psutil.Process().memory_info().rss / MB
 
 

@@ -146,6 +146,11 @@ def validity(truth: BayesNet | None, styles: np.ndarray) -> float:
     return float(np.isfinite(truth.log_prob(styles)).mean()) if truth is not None else np.nan
 
 
+def invalid_rate(truth: BayesNet, model: BayesNet, n_samples: int, seed: int) -> float:
+    """Share of ``n_samples`` styles sampled from ``model`` that the truth gives probability 0."""
+    return 1 - validity(truth, model.sample(n_samples, np.random.default_rng(seed)))
+
+
 def validity_by_strength(codes: np.ndarray, schema: Schema, parents: Mapping[str, str | None],
                          strengths: Sequence[float], *, n_samples: int, seed: int,
                          truth: BayesNet | None) -> pd.DataFrame:

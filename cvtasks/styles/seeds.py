@@ -50,8 +50,7 @@ def one_seed(cfg) -> dict[str, float]:
     truth = ground_truth() if cfg.styles_csv is None else None
     if truth is not None:
         out.update({"shd": G.shd(edges, truth.parents), "reversed_edges": G.reversed_edges(parents, truth.parents),
-                    "invalid_rate": 1 - X.validity(truth, model.sample(cfg.n_style_samples,
-                                                                       np.random.default_rng(cfg.seed)))})
+                    "invalid_rate": X.invalid_rate(truth, model, cfg.n_style_samples, cfg.seed)})
     if raw.images is not None:
         res = A.avatar_experiment(raw.images, codes, raw.schema, parents, model, split.train, split.test, cfg)
         out.update({f"recognisability/{m}": float(res.table.loc[m, "recognisability"]) for m in A.METHODS})

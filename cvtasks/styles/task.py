@@ -247,11 +247,9 @@ class StylesTask(Task):
                 metrics.update({f"avatars/{method}/{k}": float(v) for k, v in row.items()})
         if d.truth is not None:   # styles the generator draws that no person could have
             train = d.codes[d.split.train]
-            metrics["avatars/invalid_rate"] = 1 - X.validity(d.truth, self.prior_.model.sample(
-                cfg.n_style_samples, np.random.default_rng(cfg.seed)))
-            metrics["avatars/invalid_rate_a1"] = 1 - X.validity(d.truth, fit_model(
-                train, d.schema, self.structure_.parents, "bayes", 1.0).sample(cfg.n_style_samples,
-                                                                              np.random.default_rng(cfg.seed)))
+            metrics["avatars/invalid_rate"] = X.invalid_rate(d.truth, self.prior_.model, cfg.n_style_samples, cfg.seed)
+            metrics["avatars/invalid_rate_a1"] = X.invalid_rate(
+                d.truth, fit_model(train, d.schema, self.structure_.parents, "bayes", 1.0), cfg.n_style_samples, cfg.seed)
             metrics["avatars/invalid_shown"] = 1 - X.validity(d.truth, res.styles)
         self.record(metrics)
         self.show("avatars/pixel_maps", plots.pixel_maps(res.pixel_model.global_probs, res.palette))
