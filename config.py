@@ -355,6 +355,7 @@ class SearchConfig(TaskConfig):
     test_image_fraction: float = fraction(0.25)
     val_image_fraction: float = fraction(0.15)
     nomatch_categories: int = non_negative(4)   # top folders held out: queries with nothing to find
+    near_duplicate_cosine: float = fraction(0.99)   # the split audit's second look: image vectors this close
     seen_queries: int = non_negative(300)       # training texts that also search the test gallery
     same_subject_pairs: int = non_negative(3)   # per training query: images of the same subject ...
     random_pairs: int = non_negative(2)         # ... and random ones, besides its own image

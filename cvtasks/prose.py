@@ -18,6 +18,6 @@ def num(m: Mapping[str, Any], key: str, fmt: str = ".3f") -> str:
 
 def ci(m: Mapping[str, Any], key: str, fmt: str = ".3f") -> str:
     """``value [low, high]`` when the run recorded the 95 % interval of ``key``, else the value."""
-    if f"{key}_ci_low" in m and key in m:
+    if key in m and f"{key}_ci_low" in m and f"{key}_ci_high" in m:
         return f"{m[key]:{fmt}} [{m[key + '_ci_low']:{fmt}}, {m[key + '_ci_high']:{fmt}}]"
     return num(m, key, fmt)

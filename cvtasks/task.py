@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import config
 from cvtasks import showing
 from cvtasks.io import check_metrics, metrics_path, write_metrics
+from cvtasks.metric_keys import MetricKeys
 from cvtasks.tracking import Tracker
 
 
@@ -64,6 +65,7 @@ class Task:
     stages: ClassVar[tuple[str, ...]] = ()
     job_type: ClassVar[str] = "train"
     prose: ClassVar[Any] = None   # the task's findings module: summary(m, run) and conclusions(m, cfg, ...)
+    keys: ClassVar[MetricKeys | None] = None   # the metric keys each stage may record (None: unchecked)
     _open: ClassVar[dict[str, "Task"]] = {}
 
     def __init__(self, cfg: config.TaskConfig | None = None, *, device: Any = None, caller: str | None = None,
@@ -105,11 +107,14 @@ class Task:
 
     def record(self, metrics: Mapping[str, Any], *, stage_name: str | None = None) -> None:
         """Add flat, slash-named, finite numbers to the run's metrics (NaN values are left out:
-        a figure that cannot be computed is absent, not a number)."""
+        a figure that cannot be computed is absent, not a number). A key the task's ``keys`` do not
+        give to the recording stage raises UndeclaredMetricError."""
         clean = {k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))}
         clean = check_metrics(clean)
-        self.metrics.update(clean)
         owner = stage_name or self._current
+        if self.keys is not None:
+            self.keys.check(owner, clean)
+        self.metrics.update(clean)
         if owner:
             self._keys_by_stage.setdefault(owner, []).extend(clean)
 

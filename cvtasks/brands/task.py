@@ -29,6 +29,7 @@ from cvtasks.models.brands_nets import BrandHead
 from cvtasks.plots import confusion_matrix_plot
 from cvtasks.runtime import seed_everything
 from cvtasks.stats import Interval
+from cvtasks.brands.keys import KEYS
 from cvtasks.task import Task, stage
 from cvtasks.tracking import export_projector
 from cvtasks.train import save_checkpoint
@@ -55,6 +56,7 @@ class BrandsTask(Task):
     stages = ("data", "baseline", "features", "frozen", "finetune", "small_cnn", "evaluate", "imbalance",
               "embeddings", "active_learning", "autolabel")
     prose = findings
+    keys = KEYS
 
     def _seeds(self) -> list[int]:
         return [self.cfg.seed + k for k in range(self.cfg.seeds)]
@@ -169,7 +171,6 @@ class BrandsTask(Task):
         chosen = runs[best]
         self.record({k.split("/", 1)[1]: v for k, v in self.metrics.items() if k.startswith(f"{best}/")
                      and k.split("/")[1] in E.SPLITS})
-        self.record({"test/n_models": d.models_in("test")})
         diff = E.paired_difference(self.finetune_.preds, self.frozen_.preds, d, "test", count=cfg.resamples,
                                    seed=cfg.seed)
         self.record(diff.items("finetuned_minus_frozen/test/macro_f1"))

@@ -18,18 +18,19 @@ def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
+def class_rates(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every class's precision and recall (0 where a class is never predicted or absent)."""
+    cm = confusion(y, pred, k).astype(float)
+    tp = np.diag(cm)
+    return tp / np.maximum(cm.sum(0), 1), tp / np.maximum(cm.sum(1), 1)
+
+
 def per_class_intervals(y: np.ndarray, pred: np.ndarray, classes: Sequence[str], *, count: int,
                         seed: int = 0) -> pd.DataFrame:
     """Precision and recall of every class with percentile intervals over resampled test images."""
     k = len(classes)
-
-    def rates(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cm = confusion(y[rows], pred[rows], k).astype(float)
-        tp = np.diag(cm)
-        return tp / np.maximum(cm.sum(0), 1), tp / np.maximum(cm.sum(1), 1)
-
-    precision, recall = rates(np.arange(len(y)))
-    draws = [rates(r) for r in resamples(len(y), count=count, seed=seed)]
+    precision, recall = class_rates(y, pred, k)
+    draws = [class_rates(y[r], pred[r], k) for r in resamples(len(y), count=count, seed=seed)]
     p_lo, p_hi = np.percentile([d[0] for d in draws], [2.5, 97.5], axis=0)
     r_lo, r_hi = np.percentile([d[1] for d in draws], [2.5, 97.5], axis=0)
     return pd.DataFrame({"precision": precision, "precision_low": p_lo, "precision_high": p_hi,
@@ -38,12 +39,15 @@ def per_class_intervals(y: np.ndarray, pred: np.ndarray, classes: Sequence[str],
 
 
 def headline_intervals(y: np.ndarray, probs: np.ndarray, *, count: int, seed: int = 0) -> dict[str, Interval]:
-    """Accuracy, macro-F1 and top-3 with intervals over resampled test images."""
+    """Accuracy, macro-F1, top-3 and the lowest class precision and recall (the plan's floor on
+    every class), with intervals over resampled test images."""
     pred, k = probs.argmax(1), probs.shape[1]
     in_top3 = (np.argsort(-probs, axis=1)[:, :3] == y[:, None]).any(1)
     stats = {"accuracy": lambda r: float((pred[r] == y[r]).mean()),
              "macro_f1": lambda r: fast_macro_f1(y[r], pred[r], k),
-             "top3": lambda r: float(in_top3[r].mean())}
+             "top3": lambda r: float(in_top3[r].mean()),
+             "min_class_precision": lambda r: float(class_rates(y[r], pred[r], k)[0].min()),
+             "min_class_recall": lambda r: float(class_rates(y[r], pred[r], k)[1].min())}
     draws = resamples(len(y), count=count, seed=seed)
     out = {}
     for name, fn in stats.items():

@@ -36,9 +36,9 @@ def summary(m: Mapping[str, Any], run_name: str) -> str:
              "[95 % interval over test images])", ""]
     if "test/accuracy" in m:
         lines.append(f"- Test accuracy {ci4(m, 'test/accuracy')}, top-3 {ci4(m, 'test/top3')}, macro-F1 "
-                     f"{ci4(m, 'test/macro_f1')}; worst category precision {m['test/min_class_precision']:.3f}, "
-                     f"recall {m['test/min_class_recall']:.3f} (Shirt: {m.get('test/shirt/precision', float('nan')):.3f} / "
-                     f"{m.get('test/shirt/recall', float('nan')):.3f}).")
+                     f"{ci4(m, 'test/macro_f1')}; worst category precision {ci(m, 'test/min_class_precision')}, "
+                     f"recall {ci(m, 'test/min_class_recall')} (Shirt: {ci(m, 'test/shirt/precision')} / "
+                     f"{ci(m, 'test/shirt/recall')}).")
     if "study/n_trials" in m:
         lines.append(f"- Study: {int(m['study/n_trials'])} Optuna trials on the 55k / 5k split, the top "
                      f"{int(m['study/top_configs'])} recipes with {int(m['study/seeds_per_top_config'])} seeds each.")
@@ -59,12 +59,11 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
         missed = [k for k, ok in met.items() if not ok]
         out.append(f"- **Targets**: accuracy {ci4(m, 'test/accuracy')} (target {t['test/accuracy']}), top-3 "
                    f"{ci4(m, 'test/top3')} ({t['test/top3']}), macro-F1 {ci4(m, 'test/macro_f1')} ({t['test/macro_f1']}), "
-                   f"worst category precision {m['test/min_class_precision']:.4f} and recall {m['test/min_class_recall']:.4f} "
+                   f"worst category precision {ci4(m, 'test/min_class_precision')} and recall {ci4(m, 'test/min_class_recall')} "
                    f"({t['test/min_class_precision']}). " + ("All met." if not missed else
                    "Missed: " + ", ".join(f"{k} by {t[k] - m[k]:.4f}" for k in missed) + "."))
-        out.append(f"- **Shirt**, the hard category: precision {m.get('test/shirt/precision', float('nan')):.3f} "
-                   f"(interval from {m.get('test/shirt/precision_ci_low', float('nan')):.3f}), recall "
-                   f"{m.get('test/shirt/recall', float('nan')):.3f} (from {m.get('test/shirt/recall_ci_low', float('nan')):.3f}); "
+        out.append(f"- **Shirt**, the hard category: precision {ci(m, 'test/shirt/precision')}, recall "
+                   f"{ci(m, 'test/shirt/recall')}; "
                    "the shirts it misses go to " + ", ".join(
                        f"{m[f'test/shirt/confused_{r}']} ({m[f'test/shirt/confused_{r}_share']:.0%})"
                        for r in (1, 2, 3) if f"test/shirt/confused_{r}" in m)

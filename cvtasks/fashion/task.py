@@ -39,6 +39,7 @@ from cvtasks.serve.summary import (
     soak_figure,
     stale,
 )
+from cvtasks.fashion.keys import KEYS
 from cvtasks.task import Task, stage
 
 
@@ -48,6 +49,7 @@ class FashionTask(Task):
     name = "fashion"
     stages = ("data", "architectures", "study", "train", "evaluate", "export", "service")
     prose = findings
+    keys = KEYS
 
     @stage
     def data(self) -> FashionData:
@@ -191,7 +193,8 @@ class FashionTask(Task):
             key = slug(cls)
             self.record({f"test/{key}/precision": row.precision, f"test/{key}/recall": row.recall,
                          f"test/{key}/precision_ci_low": row.precision_low,
-                         f"test/{key}/recall_ci_low": row.recall_low})
+                         f"test/{key}/precision_ci_high": row.precision_high,
+                         f"test/{key}/recall_ci_low": row.recall_low, f"test/{key}/recall_ci_high": row.recall_high})
         self.show("evaluate/targets", findings.targets_table(self.metrics))
         self.show("evaluate/train_test", findings.train_test_table(self.metrics))
         self.show("evaluate/per_class", plots.per_class(table))

@@ -10,11 +10,25 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
+from cvtasks.search.data import Gallery
 from cvtasks.stats import bootstrap
 
 
 def fit_calibrator(scores: np.ndarray, target: np.ndarray) -> IsotonicRegression:
     return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, target)
+
+
+def min_max(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Scores scaled to 0..1 by the range of ``reference`` (validation): the uncalibrated baseline."""
+    return np.clip((scores - reference.min()) / (np.ptp(reference) + 1e-9), 0, 1)
+
+
+def voted_pairs(g: Gallery, scores: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The voted pairs of a gallery's new queries, and the ranker's scores of them (``scores``:
+    every query of the gallery against every drawing)."""
+    new = np.flatnonzero(g.queries.kind == "new")
+    pairs = g.pairs(g.queries.iloc[new])
+    return pairs, scores[new[pairs.query_row.to_numpy()], pairs.image_row.to_numpy()]
 
 
 def reliability(pred: np.ndarray, target: np.ndarray, bins: int) -> pd.DataFrame:
@@ -95,6 +109,34 @@ def text_evidence(queries: np.ndarray, texts: GalleryText, own: np.ndarray | Non
         below = np.searchsorted(texts.null[k], s, side="right")
         out[f"gallery text, k={k}"] = (below + 1) / (len(texts.null[k]) + 1)
     return out
+
+
+@dataclass(frozen=True)
+class NomatchSplit:
+    """One gallery's queries with something to find or nothing: each "no good match" statistic
+    per query, which queries have nothing, and the drawing each query is about (resampled together)."""
+
+    statistics: dict[str, np.ndarray]
+    absent: np.ndarray
+    drawings: np.ndarray
+
+
+def nomatch_split(queries: pd.DataFrame, vectors: np.ndarray, raw: np.ndarray, calibrator: IsotonicRegression,
+                  null: np.ndarray, ks: tuple[int, ...]) -> tuple[NomatchSplit, GalleryText | None]:
+    """A gallery's NomatchSplit from its queries (their sentence ``vectors`` and ``raw`` ranker
+    scores against the gallery) and the gallery's own text (its drawings' titles) with its null
+    from the calibration queries ``null`` (None when there are none)."""
+    keep = queries.kind.isin(["new", "nomatch"]).to_numpy()
+    kept, raw = queries[keep], raw[keep]
+    calibrated = calibrator.predict(raw.ravel()).reshape(raw.shape)
+    texts, evidence = None, None
+    if len(null):
+        own = (queries.image != "").to_numpy()
+        texts = gallery_text(vectors[own], queries.image[own].to_numpy(), null, ks)
+        evidence = text_evidence(vectors[keep], texts, kept.image.to_numpy())
+    split = NomatchSplit(nomatch_statistics(raw, calibrated, evidence), (kept.kind == "nomatch").to_numpy(),
+                         kept.query_id.str.rsplit("#", n=1).str[0].to_numpy())
+    return split, texts
 
 
 def choose_statistic(stats: dict[str, np.ndarray], no_match: np.ndarray, precision: float,

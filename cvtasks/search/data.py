@@ -64,6 +64,11 @@ class Gallery:
         hit = own.query_text.str.lower().map(lambda t: all(re.search(rf"\b{w}\b", t) for w in words))
         return int(own.image[hit].nunique())
 
+    def titles(self) -> dict[str, str]:
+        """Each image's title: its own first query text."""
+        own = self.queries[self.queries.kind == "new"]
+        return dict(zip(own.image, own.query_text))
+
     def gains(self, queries: pd.DataFrame) -> np.ndarray:
         """(queries, images) expert target of the voted pairs, 0 for pairs nobody voted on."""
         col = {n: j for j, n in enumerate(self.images)}
@@ -185,12 +190,19 @@ def split_files(data: SearchData) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def cross_split_audit(data: SearchData, image_vectors: dict[str, np.ndarray] | None = None,
-                      near_cosine: float = 0.99) -> dict[str, int]:
+def rule_relevance(data: SearchData, split: str, pairs: pd.DataFrame) -> np.ndarray | None:
+    """The relevance by the rule that made the embedded default's votes, for ``pairs`` (None for a
+    dataset without ``<split>_relevance.tsv``): a perfect follower of that rule, the ceiling."""
+    path = data.root / f"{split}_relevance.tsv"
+    if not path.exists():
+        return None
+    rel = pd.read_csv(path, sep="\t").set_index(["query_id", "image"]).relevance
+    return rel.reindex(list(zip(pairs.query_id, pairs.image))).to_numpy(dtype=float)
+
+
+def cross_split_audit(data: SearchData) -> dict[str, int]:
     """Images on two sides of the split that are byte-identical or near-duplicates (the builder's
-    ink thumbnails), new-query texts of val / test that are texts of another split, and, as a
-    second look, image pairs across splits whose vectors have cosine >= ``near_cosine`` (similar
-    drawings, not necessarily copies)."""
+    ink thumbnails), and new-query texts of val / test that are texts of another split."""
     sides = {"train": [data.root / "train_images" / n for n in data.train_images],
              "val": [data.val.folder / n for n in data.val.images],
              "test": [data.test.folder / n for n in data.test.images]}
@@ -198,16 +210,16 @@ def cross_split_audit(data: SearchData, image_vectors: dict[str, np.ndarray] | N
     fps, side = [f for fp in prints.values() for f in fp], np.array([k for k, fp in prints.items() for _ in fp])
     copies = openclipart.duplicate_groups([f[0] for f in fps], [f[1] for f in fps], [f[2] for f in fps])
     crossing = sum(len(set(side[copies == g])) - 1 for g in np.unique(copies))
-    similar = 0
-    if image_vectors is not None:
-        unit = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in image_vectors.items()}
-        names = list(unit)
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                similar += int(((unit[a] @ unit[b].T) >= near_cosine).sum())
     texts = {"train": {normalise_text(t) for t in data.train.query_text}}
     for g in (data.val, data.test):
         texts[g.split] = {normalise_text(t) for t in g.of_kind("new").query_text}
     shared = len(texts["test"] & (texts["train"] | texts["val"])) + len(texts["val"] & texts["train"])
-    return {"data/cross_split_duplicates": int(crossing), "data/cross_split_queries": shared,
-            "data/cross_split_similar_vectors": similar}
+    return {"data/cross_split_duplicates": int(crossing), "data/cross_split_queries": shared}
+
+
+def similar_across_splits(image_vectors: dict[str, np.ndarray], near_cosine: float) -> int:
+    """A second look at the split: image pairs on two sides whose vectors have cosine >=
+    ``near_cosine`` (similar drawings, not necessarily copies)."""
+    unit = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in image_vectors.items()}
+    names = list(unit)
+    return sum(int(((unit[a] @ unit[b].T) >= near_cosine).sum()) for i, a in enumerate(names) for b in names[i + 1:])

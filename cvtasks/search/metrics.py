@@ -62,14 +62,16 @@ def paired_delta(a: pd.DataFrame, b: pd.DataFrame, col: str, *, resamples: int, 
     return bootstrap(lambda r: float(both[r].mean()), len(both), count=resamples, seed=seed)
 
 
+def r2(pred: np.ndarray, target: np.ndarray) -> float:
+    """The share of the target's variance that the prediction explains."""
+    return float(1 - ((target - pred) ** 2).sum() / max(((target - target.mean()) ** 2).sum(), 1e-12))
+
+
 def pair_intervals(pred: np.ndarray, target: np.ndarray, query: np.ndarray, *, resamples: int,
                    seed: int) -> dict[str, Interval]:
     """MAE, RMSE and R2 of the voted pairs, with intervals from resampling whole queries."""
     def stat(fn: Callable[[np.ndarray, np.ndarray], float]):
         return lambda rows: fn(pred[rows], target[rows])
-
-    def r2(p: np.ndarray, t: np.ndarray) -> float:
-        return float(1 - ((t - p) ** 2).sum() / max(((t - t.mean()) ** 2).sum(), 1e-12))
 
     fns = {"mae": lambda p, t: float(np.abs(p - t).mean()), "rmse": lambda p, t: float(np.sqrt(((p - t) ** 2).mean())),
            "r2": r2}

@@ -233,3 +233,10 @@ def own_image_rows(pairs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     return rows[(sub.query_id.str.rsplit("#", n=1).str[0] == sub.image).to_numpy()]
 
 
+def blend(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """A weighted sum of (queries, gallery) scores, each z-scored over the gallery first so that
+    scorers on different scales count as weighted."""
+    total = 0.0
+    for name, s in scores.items():
+        total = total + weights[name] * (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-9)
+    return total

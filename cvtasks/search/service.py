@@ -18,6 +18,7 @@ import pandas as pd
 import config
 from cvtasks.io import atomic_write
 from cvtasks.search.calibration import nomatch_statistics, text_evidence
+from cvtasks.search.scorers import blend
 
 MAX_QUERY_CHARS = 300      # the sentence encoder reads 256 word pieces; longer text is cut there anyway
 
@@ -48,11 +49,8 @@ class Bundle:
         if len(self.scorers) == 1:
             (scorer,) = self.scorers.values()
             return scorer.score_gallery(self.gallery, query_vectors)
-        total = 0.0
-        for name, scorer in self.scorers.items():
-            s = scorer.score_gallery(self.gallery, query_vectors)
-            total = total + self.weights[name] * (s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-9)
-        return total
+        return blend({name: scorer.score_gallery(self.gallery, query_vectors)
+                      for name, scorer in self.scorers.items()}, self.weights)
 
     def scored(self, query_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibrated (queries, gallery) scores, whether each query finds a good match, and the

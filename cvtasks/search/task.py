@@ -15,16 +15,19 @@ from cvtasks.search import calibration as C
 from cvtasks.search import features as F
 from cvtasks.search import findings, plots, service
 from cvtasks.search import metrics as M
+from cvtasks.search import scorers as S
 from cvtasks.search.data import (
-    Gallery,
     SearchData,
     blended_target,
     cross_split_audit,
     load_data,
+    rule_relevance,
+    similar_across_splits,
     split_files,
 )
 from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
 from cvtasks.stats import Interval
+from cvtasks.search.keys import KEYS
 from cvtasks.task import Task, stage
 
 HEADLINE = ("ndcg@10", "kendall_tau", "recall@1", "recall@5", "recall@10", "mrr")
@@ -36,20 +39,23 @@ class SearchTask(Task):
     name = "search"
     stages = ("data", "features", "models", "select", "evaluate", "calibrate", "nomatch", "demo")
     prose = findings
+    keys = KEYS
 
     # --- helpers ---------------------------------------------------------------------------
     def _scores(self, split: str) -> dict[str, np.ndarray]:
         """Every model's (queries, gallery) scores on a gallery (all its queries), computed once,
         and the blend of the best of each kind once it is chosen."""
-        cache = self.__dict__.setdefault("_score_cache", {})
-        if split not in cache:
+        if split not in self.score_cache_:
             feats = self.features_
-            cache[split] = {name: m.score_gallery(feats.gallery[split], feats.queries[split])
-                            for name, m in self.models_.items()}
-        out = dict(cache[split])
+            self.score_cache_[split] = {name: m.score_gallery(feats.gallery[split], feats.queries[split])
+                                        for name, m in self.models_.items()}
+        out = dict(self.score_cache_[split])
         if self.blend_parts:
-            out["blend"] = sum(_z(out[p]) for p in self.blend_parts) / len(self.blend_parts)
+            out["blend"] = S.blend({p: out[p] for p in self.blend_parts}, self._blend_weights())
         return out
+
+    def _blend_weights(self) -> dict[str, float]:
+        return {p: 1.0 / len(self.blend_parts) for p in self.blend_parts}
 
     def _per_query(self, split: str, kind: str, scores: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
         g = getattr(self.data_, split)
@@ -94,8 +100,8 @@ class SearchTask(Task):
         """Frozen image and sentence vectors of every image and query (cached)."""
         self.require("data")
         self.features_ = F.compute(self.cfg, self.data_, self.device)
-        near = cross_split_audit(self.data_, {"train": self.features_.train_images, **self.features_.gallery})
-        self.record({"data/cross_split_similar_vectors": near["data/cross_split_similar_vectors"]})
+        self.record({"data/cross_split_similar_vectors": similar_across_splits(
+            {"train": self.features_.train_images, **self.features_.gallery}, self.cfg.near_duplicate_cosine)})
         self.record({"features/image_dim": self.features_.train_images.shape[1],
                      "features/text_dim": self.features_.train_queries.shape[1]})
         return self.features_
@@ -107,7 +113,7 @@ class SearchTask(Task):
         self.require("features")
         target = blended_target(self.data_.train, self.cfg.crowd_weight)
         self.models_, self.priors_ = fit_all(self.cfg, self.data_, self.features_, target, self.device)
-        self.__dict__.pop("_score_cache", None)   # a re-run stage scores again
+        self.score_cache_: dict[str, dict[str, np.ndarray]] = {}   # split -> model -> scores; a re-run scores again
         for name in ("mlp", "interaction"):
             self.tracker.log_history(name, self.models_[name].history.epochs)
         self.record({f"models/{n}/best_epoch": self.models_[n].history.best_epoch for n in ("mlp", "interaction")})
@@ -199,19 +205,18 @@ class SearchTask(Task):
                                    seed=cfg.seed)
             self.record(M.flatten(f"{name}/test/", ivs))
             vp = vscores[name][val_new[vpairs.query_row.to_numpy()], vpairs.image_row.to_numpy()]
-            t = vpairs.target.to_numpy()
-            val_r2[name] = 1 - ((t - vp) ** 2).sum() / ((t - t.mean()) ** 2).sum()
-            self.record({f"{name}/val/r2": float(val_r2[name])})
+            val_r2[name] = M.r2(vp, vpairs.target.to_numpy())
+            self.record({f"{name}/val/r2": val_r2[name]})
         best = max(val_r2, key=val_r2.get)
         self.record({"pairs/model": best, **{k.split("/", 1)[1]: v for k, v in self.metrics.items()
                                              if k.startswith(f"{best}/test/")}})
-        rel = _relevance(self.data_, "test", pairs)
+        rel = rule_relevance(self.data_, "test", pairs)
         if rel is not None:   # a perfect follower of the rule that made the votes: the ceiling
             ivs = M.pair_intervals(rel, pairs.target.to_numpy(), q, resamples=cfg.resamples, seed=cfg.seed)
             self.record(M.flatten("ceiling/test/", ivs))
             every = g.pairs(g.queries.iloc[new])
             rule_scores = np.zeros_like(scores[self.ranker_][new])
-            rule_scores[every.query_row.to_numpy(), every.image_row.to_numpy()] = _relevance(self.data_, "test", every)
+            rule_scores[every.query_row.to_numpy(), every.image_row.to_numpy()] = rule_relevance(self.data_, "test", every)
             ceiling = M.per_query(rule_scores, g.gains(g.queries.iloc[new]), cfg.strict_relevance)
             self.record({"ceiling/test/ndcg@10": float(ceiling["ndcg@10"].mean())})
 
@@ -221,17 +226,15 @@ class SearchTask(Task):
         gallery's voted pairs; its reliability on the test gallery's."""
         self.require("evaluate")
         cfg, d = self.cfg, self.data_
-        val_pairs, val_scores = _pair_scores(d.val, self._scores("val")[self.ranker_])
+        val_pairs, val_scores = C.voted_pairs(d.val, self._scores("val")[self.ranker_])
         self.calibrator_ = C.fit_calibrator(val_scores, val_pairs.target.to_numpy())
-        test_pairs, test_scores = _pair_scores(d.test, self.test_scores_[self.ranker_])
-        pred = self.calibrator_.predict(test_scores)
-        table = C.reliability(pred, test_pairs.target.to_numpy(), cfg.calibration_bins)
-        raw = C.reliability(np.clip((test_scores - val_scores.min()) / (np.ptp(val_scores) + 1e-9), 0, 1),
-                            test_pairs.target.to_numpy(), cfg.calibration_bins)
-        self.record({"calibration/test/ece": C.ece(pred, test_pairs.target.to_numpy(), cfg.calibration_bins),
-                     "calibration/test/ece_uncalibrated": C.ece(np.clip((test_scores - val_scores.min())
-                                                                        / (np.ptp(val_scores) + 1e-9), 0, 1),
-                                                                test_pairs.target.to_numpy(), cfg.calibration_bins),
+        test_pairs, test_scores = C.voted_pairs(d.test, self.test_scores_[self.ranker_])
+        target = test_pairs.target.to_numpy()
+        pred, scaled = self.calibrator_.predict(test_scores), C.min_max(test_scores, val_scores)
+        table = C.reliability(pred, target, cfg.calibration_bins)
+        raw = C.reliability(scaled, target, cfg.calibration_bins)
+        self.record({"calibration/test/ece": C.ece(pred, target, cfg.calibration_bins),
+                     "calibration/test/ece_uncalibrated": C.ece(scaled, target, cfg.calibration_bins),
                      "calibration/test/pairs": len(pred)})
         self.show("calibration/reliability", plots.reliability({"calibrated on validation": table,
                                                                 "raw score, min-max scaled": raw}))
@@ -246,41 +249,33 @@ class SearchTask(Task):
         self.require("calibrate")
         cfg, d = self.cfg, self.data_
         null = self.features_.queries["val"][(d.val.queries.kind == "nomatch").to_numpy()]
-        self.gallery_text_, stats, drawings = {}, {}, {}
+        self.gallery_text_, splits = {}, {}
         for split, scores in (("val", self._scores("val")[self.ranker_]), ("test", self.test_scores_[self.ranker_])):
-            g, vectors = getattr(d, split), self.features_.queries[split]
-            keep = g.queries.kind.isin(["new", "nomatch"]).to_numpy()
-            queries = g.queries[keep]
-            raw = scores[keep]
-            calibrated = self.calibrator_.predict(raw.ravel()).reshape(raw.shape)
-            evidence = None
-            if len(null):
-                texts = (g.queries.image != "").to_numpy()   # the gallery's own text: its drawings' titles
-                self.gallery_text_[split] = C.gallery_text(vectors[texts], g.queries.image[texts].to_numpy(), null,
-                                                           cfg.nomatch_text_ks)
-                evidence = C.text_evidence(vectors[keep], self.gallery_text_[split], queries.image.to_numpy())
-            stats[split] = (C.nomatch_statistics(raw, calibrated, evidence), (queries.kind == "nomatch").to_numpy())
-            drawings[split] = queries.query_id.str.rsplit("#", n=1).str[0].to_numpy()   # resampled together
-        if not stats["val"][1].any():
+            splits[split], texts = C.nomatch_split(getattr(d, split).queries, self.features_.queries[split], scores,
+                                                   self.calibrator_, null, cfg.nomatch_text_ks)
+            if texts is not None:
+                self.gallery_text_[split] = texts
+        val, test = splits["val"], splits["test"]
+        if not val.absent.any():
             self.nomatch_ = None
             self.show("nomatch/none", "*No query without a match in the validation gallery: the threshold cannot "
                                       "be chosen (the embedded build holds out whole categories for that).*")
             return {}
-        choice = C.choose_statistic(stats["val"][0], stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
-        quality = C.nomatch_quality(stats["test"][0][choice.statistic], stats["test"][1], choice.threshold,
-                                    cfg.nomatch_prevalence, drawings["test"], count=cfg.resamples, seed=cfg.seed)
-        val_quality = C.nomatch_quality(stats["val"][0][choice.statistic], stats["val"][1], choice.threshold,
+        choice = C.choose_statistic(val.statistics, val.absent, cfg.nomatch_precision, cfg.nomatch_prevalence)
+        quality = C.nomatch_quality(test.statistics[choice.statistic], test.absent, choice.threshold,
+                                    cfg.nomatch_prevalence, test.drawings, count=cfg.resamples, seed=cfg.seed)
+        val_quality = C.nomatch_quality(val.statistics[choice.statistic], val.absent, choice.threshold,
                                         cfg.nomatch_prevalence)
         self.nomatch_ = choice
         self.record({"nomatch/statistic": choice.statistic, "nomatch/threshold": choice.threshold,
                      "nomatch/prevalence": cfg.nomatch_prevalence,
                      **{f"nomatch/val/{k}": v for k, v in val_quality.items()},
                      **{f"nomatch/test/{k}": v for k, v in quality.items()}})
-        per_stat = {name: C.choose_nomatch(v, stats["val"][1], cfg.nomatch_precision, cfg.nomatch_prevalence)
-                    for name, v in stats["val"][0].items()}
+        per_stat = {name: C.choose_nomatch(v, val.absent, cfg.nomatch_precision, cfg.nomatch_prevalence)
+                    for name, v in val.statistics.items()}
         self.show("nomatch/statistics", pd.DataFrame({n: {"threshold": c.threshold, "val precision": c.precision,
                                                           "val recall": c.recall, "val ROC-AUC": C.nomatch_quality(
-                                                              stats["val"][0][n], stats["val"][1], c.threshold,
+                                                              val.statistics[n], val.absent, c.threshold,
                                                               cfg.nomatch_prevalence)["roc_auc"]}
                                                       for n, c in per_stat.items()}).T
                   .map(lambda v: f"{v:.3g}"))   # significant digits: a threshold of 2e-4 is not 0.000
@@ -290,7 +285,7 @@ class SearchTask(Task):
         self.show("nomatch/table", pd.DataFrame({"validation": {k: val_quality[k] for k in keys},
                                                  "test": {k: quality[k] for k in keys}}).round(3)
                   .assign(**{"test, 95 % interval": pd.Series(interval)}))
-        self.show("nomatch/scores", plots.nomatch_figure(stats["test"][0][choice.statistic], stats["test"][1],
+        self.show("nomatch/scores", plots.nomatch_figure(test.statistics[choice.statistic], test.absent,
                                                          choice.threshold, choice.statistic))
         return {"choice": choice, "test": quality}
 
@@ -301,7 +296,7 @@ class SearchTask(Task):
         self.require("calibrate")
         cfg, d = self.cfg, self.data_
         parts = self.blend_parts if self.ranker_ == "blend" else (self.ranker_,)
-        titles = _titles(d.test)
+        titles = d.test.titles()
         nomatch = getattr(self, "nomatch_", None)
         bundle = service.Bundle(ranker=self.ranker_, scorers={p: self.models_[p] for p in parts},
                                 weights={p: 1.0 / len(parts) for p in parts}, calibrator=self.calibrator_,
@@ -333,27 +328,3 @@ class SearchTask(Task):
         self.demo_ = bundle
         return bundle
 
-
-def _z(scores: np.ndarray) -> np.ndarray:
-    return (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
-
-
-def _pair_scores(g: Gallery, scores: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """The voted pairs of a gallery's new queries and the ranker's scores of them."""
-    new = np.flatnonzero(g.queries.kind == "new")
-    pairs = g.pairs(g.queries.iloc[new])
-    return pairs, scores[new[pairs.query_row.to_numpy()], pairs.image_row.to_numpy()]
-
-
-def _relevance(d: SearchData, split: str, pairs: pd.DataFrame) -> np.ndarray | None:
-    path = d.root / f"{split}_relevance.tsv"
-    if not path.exists():
-        return None
-    rel = pd.read_csv(path, sep="\t").set_index(["query_id", "image"]).relevance
-    return rel.reindex(list(zip(pairs.query_id, pairs.image))).to_numpy(dtype=float)
-
-
-def _titles(g: Gallery) -> dict[str, str]:
-    """Each gallery image's title: its own first query text."""
-    own = g.queries[g.queries.kind == "new"]
-    return dict(zip(own.image, own.query_text))

@@ -7,6 +7,7 @@ spread of the test set), and averages the metric over the drawn seeds.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,8 +15,8 @@ import pandas as pd
 from scipy.stats import rankdata
 
 import config
-from cvtasks.spill.thresholds import choose_threshold
-from cvtasks.stats import Interval
+from cvtasks.spill.thresholds import POLICIES, choose_threshold, false_alarm_bound
+from cvtasks.stats import Interval, seeds_interval
 
 METRICS = ("roc_auc", "pr_auc", "tpr", "tnr")
 
@@ -67,6 +68,52 @@ def seeds_intervals(y: np.ndarray, scores: Sequence[np.ndarray], thrs: Sequence[
             values[m].append(np.mean([p[m] for p in per]))
     means = per_seed(y, scores, thrs).mean()
     return {m: Interval(float(means[m]), *map(float, np.percentile(values[m], [2.5, 97.5]))) for m in metrics}
+
+
+def policy_table(labels: Mapping[str, np.ndarray], scores: Sequence[Mapping[str, np.ndarray]],
+                 cfg: config.SpillConfig) -> pd.DataFrame:
+    """Each threshold policy on validation scores: TPR and TNR on every part (``labels``: part ->
+    labels; ``scores``: one part -> scores mapping per seed), mean over seeds."""
+    rows = {}
+    for policy in POLICIES:
+        label = {"fixed_fpr": f"fixed_fpr ({cfg.target_fpr:.0%})",
+                 "fpr_bound": f"fpr_bound ({cfg.target_fpr:.0%} at {cfg.fpr_confidence:.0%})"}.get(policy, policy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a quick run's validation is too small to bound the rate
+            thrs = [choose_threshold(labels["val"], s["val"], policy, cfg.target_fpr, cfg.fpr_confidence)
+                    for s in scores]
+        row = {}
+        for part, y in labels.items():
+            m = per_seed(y, [s[part] for s in scores], thrs).mean()
+            row.update({f"{part}/tpr": m["tpr"], f"{part}/tnr": m["tnr"]})
+        rows[label] = row
+    return pd.DataFrame(rows).T.round(3)
+
+
+def worst_seed_tnr(prefix: str, y: np.ndarray, scores: Sequence[np.ndarray],
+                   thrs: Sequence[float]) -> dict[str, float]:
+    """The seed with the most false alarms, and a one-sided 95 % Clopper-Pearson lower bound on
+    its TNR: when no seed flags any normal image, the bootstrap interval collapses to 1."""
+    normal = y == 0
+    worst = max(int(np.sum(s[normal] >= t)) for s, t in zip(scores, thrs))
+    low = 1 - float(false_alarm_bound(worst, int(normal.sum()), 0.95))
+    return {f"{prefix}/worst_seed_false_alarms": worst, f"{prefix}/n_normal": int(normal.sum()),
+            f"{prefix}/worst_seed_tnr_low": low}
+
+
+def tnr_by_condition(score: str, conditions: np.ndarray, y: np.ndarray, scores: Sequence[np.ndarray],
+                     thrs: Sequence[float], lighting: str) -> list[dict]:
+    """One row per lighting condition: the TNR of its normal images, mean over seeds with the
+    seeds' interval (``lighting`` names the set the conditions come from)."""
+    rows = []
+    for c in np.unique(conditions):
+        normal = (conditions == c) & (y == 0)
+        if not normal.any():
+            continue
+        iv = seeds_interval([float(np.mean(s[normal] < t)) for s, t in zip(scores, thrs)])
+        rows.append({"score": score, "condition": str(c), "lighting": lighting, "n_normal": int(normal.sum()),
+                     "tnr": iv.value, "tnr_low": iv.low, "tnr_high": iv.high})
+    return rows
 
 
 def flatten(prefix: str, intervals: Mapping[str, Interval], n_seeds: int) -> dict[str, float]:

@@ -36,7 +36,6 @@ from cvtasks.spill.data import (
     to_uint8,
 )
 from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
-from cvtasks.spill.thresholds import POLICIES, choose_threshold, false_alarm_bound
 from cvtasks.spill.training import (
     AutoencoderData,
     Budget,
@@ -45,7 +44,7 @@ from cvtasks.spill.training import (
     train_autoencoder,
     train_classifier,
 )
-from cvtasks.stats import seeds_interval
+from cvtasks.spill.keys import KEYS
 from cvtasks.task import Task, stage
 from cvtasks.train import save_checkpoint
 
@@ -85,6 +84,7 @@ class SpillTask(Task):
     stages = ("data", "autoencoder", "scores", "baselines", "maps", "errors", "lighting_shift", "design",
               "experiments")
     prose = findings
+    keys = KEYS
 
     def budget(self) -> Budget:
         return Budget(self.cfg.epochs, self.cfg.patience, self.cfg.lr, self.cfg.batch_size)
@@ -196,7 +196,8 @@ class SpillTask(Task):
         self.show("autoencoder/score_histograms", plots.score_histograms(
             first, w.y("test"), {n: d.thresholds[0] for n, d in self.detectors_.items()}))
         self.show("autoencoder/scores", table)
-        self.show("autoencoder/policies", self._policies())
+        self.show("autoencoder/policies", E.policy_table({p: w.y(p) for p in PARTS},
+                                                         self.detectors_["autoencoder"].scores, cfg))
         self.show("autoencoder/roc", plots.roc_plot({n: (w.y("test"), s) for n, s in first.items()}))
         self.scores_ = table
         y = w.y("test")
@@ -207,26 +208,6 @@ class SpillTask(Task):
         self.chart("roc_pr", "autoencoder/test", y, np.c_[-best.scores[0]["test"], best.scores[0]["test"]],
                    list(CLASSES))
         return table
-
-    def _policies(self) -> pd.DataFrame:
-        """The default score under each threshold policy: TPR and TNR on validation and test,
-        mean over seeds."""
-        w, cfg = self.data_, self.cfg
-        scores = self.detectors_["autoencoder"].scores
-        rows = {}
-        for policy in POLICIES:
-            label = {"fixed_fpr": f"fixed_fpr ({cfg.target_fpr:.0%})",
-                     "fpr_bound": f"fpr_bound ({cfg.target_fpr:.0%} at {cfg.fpr_confidence:.0%})"}.get(policy, policy)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                thrs = [choose_threshold(w.y("val"), s["val"], policy, cfg.target_fpr, cfg.fpr_confidence)
-                        for s in scores]
-            row = {}
-            for part in PARTS:
-                m = E.per_seed(w.y(part), [s[part] for s in scores], thrs).mean()
-                row.update({f"{part}/tpr": m["tpr"], f"{part}/tnr": m["tnr"]})
-            rows[label] = row
-        return pd.DataFrame(rows).T.round(3)
 
     @stage
     def baselines(self) -> pd.DataFrame:
@@ -334,12 +315,11 @@ class SpillTask(Task):
                     self.record(ivs[k].items(f"lighting_shift/{infix}{part}/{k}"))
                     choice[m][f"{part} shift/{k}"] = ivs[k].value
                 if chosen:
-                    self.record(self._worst_seed_tnr(f"lighting_shift/{part}", shift.labels, scores, d.thresholds))
-                rows += self._tnr_by_condition(m, shift.lighting, shift.labels, scores, d.thresholds,
-                                               plots.LIGHTING_SETS[part])
-            rows += self._tnr_by_condition(m, w.data.lighting[w.split.test], w.y("test"),
-                                           [sc["test"] for sc in d.scores], d.thresholds,
-                                           plots.LIGHTING_SETS["training"])
+                    self.record(E.worst_seed_tnr(f"lighting_shift/{part}", shift.labels, scores, d.thresholds))
+                rows += E.tnr_by_condition(m, shift.lighting, shift.labels, scores, d.thresholds,
+                                           plots.LIGHTING_SETS[part])
+            rows += E.tnr_by_condition(m, w.data.lighting[w.split.test], w.y("test"),
+                                       [sc["test"] for sc in d.scores], d.thresholds, plots.LIGHTING_SETS["training"])
         if cfg.augment != "photometric":
             rows += self._photometric_probe(shifted, normalised)
         table = pd.DataFrame(rows)
@@ -384,29 +364,8 @@ class SpillTask(Task):
             probe = scores(x, mean, std)
             self.record({f"lighting_shift/photometric/{part}/{k}": v
                          for k, v in E.point_metrics(shift.labels, probe, thr).items() if k in ("tnr", "tpr")})
-            rows += self._tnr_by_condition(f"{cfg.score} + photometric views", shift.lighting, shift.labels, [probe],
-                                           [thr], plots.LIGHTING_SETS[part])
-        return rows
-
-    def _worst_seed_tnr(self, prefix: str, y: np.ndarray, scores, thrs) -> dict[str, float]:
-        """The seed with the most false alarms, and a one-sided 95 % Clopper-Pearson lower bound on
-        its TNR: when no seed flags any normal image, the bootstrap interval collapses to 1."""
-        normal = y == 0
-        worst = max(int(np.sum(s[normal] >= t)) for s, t in zip(scores, thrs))
-        low = 1 - float(false_alarm_bound(worst, int(normal.sum()), 0.95))
-        return {f"{prefix}/worst_seed_false_alarms": worst, f"{prefix}/n_normal": int(normal.sum()),
-                f"{prefix}/worst_seed_tnr_low": low}
-
-    def _tnr_by_condition(self, score, conditions, y, scores, thrs, lighting: str) -> list[dict]:
-        rows = []
-        for c in np.unique(conditions):
-            normal = (conditions == c) & (y == 0)
-            if not normal.any():
-                continue
-            per_seed = [float(np.mean(s[normal] < t)) for s, t in zip(scores, thrs)]
-            iv = seeds_interval(per_seed)
-            rows.append({"score": score, "condition": str(c), "lighting": lighting, "n_normal": int(normal.sum()),
-                         "tnr": iv.value, "tnr_low": iv.low, "tnr_high": iv.high})
+            rows += E.tnr_by_condition(f"{cfg.score} + photometric views", shift.lighting, shift.labels, [probe],
+                                       [thr], plots.LIGHTING_SETS[part])
         return rows
 
     @stage

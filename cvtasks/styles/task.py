@@ -26,6 +26,7 @@ from cvtasks.styles.estimation import (
     style_probability,
     total_probability_check,
 )
+from cvtasks.styles.keys import KEYS
 from cvtasks.task import Task, stage
 
 
@@ -67,6 +68,7 @@ class StylesTask(Task):
     stages = ("data", "estimates", "structure", "prior", "heldout", "generate", "avatars", "avatar_experiments",
               "seeds")
     prose = findings
+    keys = KEYS
 
     @stage
     def data(self) -> Styles:
