@@ -23,7 +23,7 @@ def comparison(m: Mapping[str, float], models: Sequence[str]) -> pd.DataFrame:
             "test macro-F1": m.get(key), "95 % interval": f"[{m[key + '_ci_low']:.3f}, {m[key + '_ci_high']:.3f}]"
             if key + "_ci_low" in m else "", "test accuracy": m.get(f"{name}/test/accuracy"),
             "test worst-brand recall": m.get(f"{name}/test/min_class_recall")}
-    return pd.DataFrame(rows).T.round(3)
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)   # by row: each column keeps its dtype
 
 
 def summary(m: Mapping[str, Any], run_name: str) -> str:

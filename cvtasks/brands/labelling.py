@@ -137,7 +137,7 @@ def reach_table(sessions: dict[str, list[Session]], target: float) -> pd.DataFra
                           "min": float(ok.min()) if len(ok) else np.nan, "max": float(ok.max()) if len(ok) else np.nan,
                           "reached": f"{len(ok)} of {len(runs)}",
                           "curve_mean": float(np.mean([np.mean(s.val_accuracy) for s in runs]))}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame.from_dict(rows, orient="index")   # by row: the number columns stay numbers
 
 
 def choose_strategy(table: pd.DataFrame) -> str:
