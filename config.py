@@ -184,7 +184,7 @@ class BrandsConfig(TaskConfig):
     resamples: int = positive(2000)                # bootstrap resamples over product models
     # transfer learning: our head on the frozen backbone, then the last blocks fine-tuned
     hidden_dim: int = positive(256)
-    dropout: float = non_negative(0.3)
+    dropout: float = non_negative(0.3)             # before the classifier: the head's and the small CNN's
     lr: float = positive(1e-3)
     weight_decay: float = non_negative(1e-3)
     batch_size: int = positive(32)
@@ -376,7 +376,7 @@ class SearchConfig(TaskConfig):
     linear_alpha: float = positive(1e4)         # the linear model (chosen on val: 1e2..3e4)
     proj_dim: int = positive(256)               # the interaction network (chosen on validation R2)
     hidden_dim: int = positive(512)
-    dropout: float = non_negative(0.3)
+    dropout: float = non_negative(0.3)             # before the classifier: the head's and the small CNN's
     lr: float = positive(1e-3)
     weight_decay: float = non_negative(1e-2)
     batch_size: int = positive(128)
@@ -545,6 +545,7 @@ class FinetuneSettings:
     image_size: int | None = None     # input side; None: the encoder's own (224)
     val_fraction: float = 0.2
     train_last: int = 2
+    dropout: float = 0.2              # before the new head
     seed: int = SEED
 
 

@@ -57,7 +57,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for width in args.widths:
-            net = create_fashion_net(cfg.model, dropout=cfg.dropout, width=width, depth=cfg.depth).eval()
+            net = create_fashion_net(cfg.model, len(meta["classes"]), dropout=cfg.dropout, batchnorm=cfg.batchnorm,
+                                     width=width, depth=cfg.depth).eval()
             fp32 = export_onnx(net, {**meta, "training_key": f"width-{width}"}, Path(tmp) / f"w{width}.onnx")
             int8 = quantize_int8(fp32, Path(tmp) / f"w{width}.int8.onnx", images[:256])
             rows.append({"width": width, "parameters": count_parameters(net),

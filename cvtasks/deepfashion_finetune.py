@@ -37,7 +37,7 @@ def create_encoder(name: str = "auto") -> ImageEncoder:
 class EncoderClassifier(nn.Module):
     """A pretrained encoder's penultimate features -> dropout -> linear layer over the categories."""
 
-    def __init__(self, encoder: ImageEncoder, num_classes: int, dropout: float = 0.2, train_last: int = 2):
+    def __init__(self, encoder: ImageEncoder, num_classes: int, dropout: float, train_last: int):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.embed_dim, num_classes))
@@ -75,7 +75,7 @@ def finetune(dataset: DeepFashionDataset, settings: config.FinetuneSettings = co
     gen = torch.Generator().manual_seed(seed)
     train = DataLoader(Subset(data, train_idx), batch_size=batch_size, shuffle=True, generator=gen)
     val = DataLoader(Subset(data, val_idx), batch_size=batch_size)
-    model = EncoderClassifier(enc, len(dataset.classes), train_last=s.train_last)
+    model = EncoderClassifier(enc, len(dataset.classes), dropout=s.dropout, train_last=s.train_last)
     params = [p for p in model.parameters() if p.requires_grad]
     history = fit(model, train, val, optimizer=torch.optim.AdamW(params, lr=lr),
                   loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy}, device=device,

@@ -45,7 +45,7 @@ def _unit_rows(groups: np.ndarray | None, n: int) -> list[np.ndarray]:
 
 
 def resamples(n: int, groups: np.ndarray | None = None, *, count: int = config.BOOTSTRAP_RESAMPLES,
-              seed: int = 0) -> list[np.ndarray]:
+              seed: int) -> list[np.ndarray]:
     """``count`` bootstrap resamples of row indices, drawn by unit."""
     units = _unit_rows(groups, n)
     rng = np.random.default_rng(seed)
@@ -54,7 +54,7 @@ def resamples(n: int, groups: np.ndarray | None = None, *, count: int = config.B
 
 
 def bootstrap(statistic: Statistic, n: int, groups: np.ndarray | None = None, *, level: float = 0.95,
-              count: int = config.BOOTSTRAP_RESAMPLES, seed: int = 0) -> Interval:
+              count: int = config.BOOTSTRAP_RESAMPLES, seed: int) -> Interval:
     """The statistic on all rows and its percentile interval over unit resamples."""
     values = np.array([statistic(rows) for rows in resamples(n, groups, count=count, seed=seed)])
     values = values[np.isfinite(values)]

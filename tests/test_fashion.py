@@ -24,14 +24,15 @@ needs_mnist = pytest.mark.skipif(not config.FASHION_MNIST_DIR.exists(),
 @pytest.mark.parametrize("name", list(FASHION_NETS))
 def test_nets_take_28x28_and_give_10_logits(name):
     for batchnorm in (True, False):
-        net = create_fashion_net(name, dropout=0.5, batchnorm=batchnorm).eval()
+        net = create_fashion_net(name, 10, dropout=0.5, batchnorm=batchnorm,
+                                 width=config.FASHION_FAMILY_WIDTH[name]).eval()
         assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == batchnorm
 
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="unknown fashion net"):
-        create_fashion_net("vgg")
+        create_fashion_net("vgg", 10, dropout=0.5, batchnorm=True, width=8)
     with pytest.raises(config.ConfigError, match="FashionConfig.augment"):
         config.get("fashion", augment="crop,zoom")
     with pytest.raises(config.ConfigError, match="train_size"):
@@ -193,7 +194,7 @@ def test_unreadable_checkpoint_is_retrained_and_saved_with_its_metadata(tmp_path
     def fake_train(data, cfg, **kwargs):
         calls.append(cfg)
         history = History("val/acc", "max", epochs=[{"epoch": 1, "val/acc": 0.5}], best_epoch=1, seconds=2.0)
-        return create_fashion_net(cfg.model, width=cfg.width), history
+        return create_fashion_net(cfg.model, 10, dropout=cfg.dropout, batchnorm=cfg.batchnorm, width=cfg.width), history
 
     monkeypatch.setattr(training, "train_model", fake_train)
     training.train_final(cfg, data, path)

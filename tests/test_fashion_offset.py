@@ -37,7 +37,7 @@ def test_no_offset_when_none_raises_the_minimum():
 
 def test_fold_adds_the_offset_to_that_logit_only():
     torch.manual_seed(0)
-    net = create_fashion_net("resnet", width=8, depth=1).eval()
+    net = create_fashion_net("resnet", 10, dropout=0.0, batchnorm=True, width=8, depth=1).eval()
     x = torch.rand(5, 1, 28, 28)
     with torch.no_grad():
         before = net(x)

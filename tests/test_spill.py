@@ -114,7 +114,7 @@ def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
     recon = torch.zeros(2, 3, 32, 32)
     recon[0] += 0.3 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(0))  # error everywhere
     recon[1, :, 10:13, 10:13] = 1.0                                                       # a 3x3 spot
-    mse = S.anomaly_scores(recon, x, "mse")
+    mse = S.anomaly_scores(recon, x, "mse", sigma=0)
     pooled = S.anomaly_scores(recon, x, "pooled", sigma=2.0)
     assert mse[1] == pytest.approx(27 / 3072)                    # 9 pixels x 3 channels / all values
     assert mse[0] > mse[1] and pooled[1] > pooled[0]
@@ -123,7 +123,7 @@ def test_pooled_score_finds_a_small_spot_that_mse_dilutes():
     assert np.unravel_index(int(emap[1].argmax()), (32, 32)) == (11, 11)
     assert S.anomaly_scores(recon, x, "pooled", sigma=0)[1] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="score"):
-        S.anomaly_scores(recon, x, "ssim")
+        S.anomaly_scores(recon, x, "ssim", sigma=0)
 
 
 def test_excess_score_counts_only_light_the_reconstruction_lacks_in_image_units():
@@ -155,7 +155,7 @@ def test_emission_score_weights_the_excess_light_by_the_pixels_brightness():
     x[1, :, 3, 3] = -1.0                     # darker than the reconstruction: nothing
     assert S.anomaly_scores(recon, x, "emission", sigma=0, scale=scale, shift=shift)[1] == 0.0
     with pytest.raises(ValueError, match="scale and shift"):
-        S.anomaly_scores(recon, x, "emission", scale=scale)
+        S.anomaly_scores(recon, x, "emission", sigma=0, scale=scale)
 
 
 def test_glow_score_counts_warm_light_and_not_light_clipped_to_white():
@@ -172,7 +172,7 @@ def test_glow_score_counts_warm_light_and_not_light_clipped_to_white():
     assert glow[0] == pytest.approx(float(((0.5 * image * warmth) ** 2).sum()), rel=1e-5)
     assert glow[1] == 0.0 and emission[1] > emission[0]   # white light: bright, but not warm
     with pytest.raises(ValueError, match="scale and shift"):
-        S.anomaly_scores(recon, x, "glow", scale=scale)
+        S.anomaly_scores(recon, x, "glow", sigma=0, scale=scale)
 
 
 def test_photometric_views_change_the_light_not_the_scene():

@@ -86,7 +86,7 @@ def color_histogram_baseline(data: BrandData, bins: int, c: float, seed: int) ->
 
 # --- embeddings ----------------------------------------------------------------------------------
 def silhouette_interval(embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, count: int,
-                        seed: int = 0) -> Interval:
+                        seed: int) -> Interval:
     """The brands' silhouette (cosine) in an embedding, and the interval of the mean per-image
     silhouette over resampled product models."""
     per_image = silhouette_samples(embeddings, labels, metric="cosine")

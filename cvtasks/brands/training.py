@@ -112,7 +112,7 @@ def train_small_cnn(data: BrandData, cfg: config.BrandsConfig, *, seed: int, dev
     seed_everything(seed)
     x = cnn_inputs(data, cfg.cnn_size).contiguous(memory_format=torch.channels_last)
     tr, va = data.idx("train"), data.idx("val")
-    model = SmallCNN(len(data.classes)).to(memory_format=torch.channels_last)
+    model = SmallCNN(len(data.classes), cfg.dropout).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.cnn_lr, weight_decay=cfg.weight_decay)
     shift = partial(augment, ops=("crop", "flip"), pad=cfg.cnn_shift)
     start = time.perf_counter()

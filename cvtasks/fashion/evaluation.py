@@ -26,7 +26,7 @@ def class_rates(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[np.ndarray, np
 
 
 def per_class_intervals(y: np.ndarray, pred: np.ndarray, classes: Sequence[str], *, count: int,
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int) -> pd.DataFrame:
     """Precision and recall of every class with percentile intervals over resampled test images."""
     k = len(classes)
     precision, recall = class_rates(y, pred, k)
@@ -38,7 +38,7 @@ def per_class_intervals(y: np.ndarray, pred: np.ndarray, classes: Sequence[str],
                          "support": np.bincount(y, minlength=k)}, index=pd.Index(list(classes), name="class"))
 
 
-def headline_intervals(y: np.ndarray, probs: np.ndarray, *, count: int, seed: int = 0) -> dict[str, Interval]:
+def headline_intervals(y: np.ndarray, probs: np.ndarray, *, count: int, seed: int) -> dict[str, Interval]:
     """Accuracy, macro-F1, top-3 and the lowest class precision and recall (the plan's floor on
     every class), with intervals over resampled test images."""
     pred, k = probs.argmax(1), probs.shape[1]

@@ -39,7 +39,7 @@ class FineTuned(nn.Module):
 class SmallCNN(nn.Module):
     """Four conv blocks (conv, batch norm, ReLU, pooling), global pooling, dropout, a classifier."""
 
-    def __init__(self, n_classes: int, widths=(16, 32, 64, 128), dropout: float = 0.3):
+    def __init__(self, n_classes: int, dropout: float, widths=(16, 32, 64, 128)):
         super().__init__()
         layers, c_in = [], 3
         for c in widths:

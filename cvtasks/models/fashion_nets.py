@@ -34,7 +34,7 @@ def _conv_bn_relu(cin: int, cout: int, batchnorm: bool, stride: int = 1, groups:
 class BaselineCNN(nn.Module):
     """conv(32) - pool - conv(64) - pool - dense(128) - dropout - dense(classes)."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.3, batchnorm: bool = True, width: int = 32):
+    def __init__(self, num_classes: int, dropout: float, batchnorm: bool, width: int):
         super().__init__()
         self.features = nn.Sequential(
             _conv_bn_relu(1, width, batchnorm), nn.MaxPool2d(2),
@@ -66,8 +66,7 @@ class ResNet28(nn.Module):
     """Stem 3x3 conv (w) at 28, max pool, ``depth`` basic blocks (2w) at 14, max pool, ``depth``
     basic blocks (4w) at 7, GAP, linear."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.3, batchnorm: bool = True, width: int = 24,
-                 depth: int = 1):
+    def __init__(self, num_classes: int, dropout: float, batchnorm: bool, width: int, depth: int):
         super().__init__()
         w = width
         stage2 = [BasicBlock(w if i == 0 else 2 * w, 2 * w, 1, batchnorm) for i in range(depth)]
@@ -102,8 +101,7 @@ class InvertedResidual(nn.Module):
 class MobileNet28(nn.Module):
     """A MobileNetV2-style net for 28x28: stem, inverted residual blocks at 28/14/7, 1x1 head conv, GAP."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.3, batchnorm: bool = True,
-                 width: int = 16, expand: int = 4):
+    def __init__(self, num_classes: int, dropout: float, batchnorm: bool, width: int, expand: int = 4):
         super().__init__()
         w = width
         self.features = nn.Sequential(
@@ -129,15 +127,15 @@ FASHION_NETS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def create_fashion_net(name: str, num_classes: int = 10, *, dropout: float = 0.3,
-                       batchnorm: bool = True, width: int | None = None, depth: int = 1) -> nn.Module:
-    """One of FASHION_NETS; ``width`` (channels of the first stage) None keeps the family's
-    default; ``depth``: residual blocks per stage (the ResNet only)."""
+def create_fashion_net(name: str, num_classes: int, *, dropout: float, batchnorm: bool, width: int,
+                       depth: int = 1) -> nn.Module:
+    """One of FASHION_NETS; ``width``: channels of the first stage; ``depth``: residual blocks per
+    stage (the ResNet only, which is why it alone has a default)."""
     if name not in FASHION_NETS:
         raise ValueError(f"unknown fashion net {name!r}; known: {', '.join(FASHION_NETS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout = {dropout}: must lie in [0, 1)")
-    kwargs = {} if width is None else {"width": width}
+    kwargs = {"width": width}
     if name == "resnet":
         kwargs["depth"] = depth
     elif depth != 1:

@@ -64,8 +64,8 @@ def bad_upload(kind: int, photo: bytes) -> Upload:
     return Upload(b"", "empty.png", "image/png", False)
 
 
-def product_uploads(items: np.ndarray, n: int, seed: int, sizes: tuple[int, int] = (224, 1024),
-                    jpeg_share: float = 0.7, bad_share: float = 0.02) -> list[Upload]:
+def product_uploads(items: np.ndarray, n: int, seed: int, sizes: tuple[int, int],
+                    jpeg_share: float, bad_share: float) -> list[Upload]:
     """``n`` uploads, ``bad_share`` of them bad, in a seeded shuffled order."""
     rng = np.random.default_rng(seed)
     photos = [product_photo(items[i % len(items)], rng, sizes, jpeg_share) for i in range(n)]

@@ -53,7 +53,7 @@ def per_seed(y: np.ndarray, scores: Sequence[np.ndarray], thrs: Sequence[float])
 
 
 def seeds_intervals(y: np.ndarray, scores: Sequence[np.ndarray], thrs: Sequence[float], *,
-                    resamples: int = config.BOOTSTRAP_RESAMPLES, seed: int = 0,
+                    resamples: int = config.BOOTSTRAP_RESAMPLES, seed: int,
                     metrics: Sequence[str] = METRICS) -> dict[str, Interval]:
     """Mean over seeds of each metric, with the two-level bootstrap interval."""
     rng = np.random.default_rng(seed)

@@ -53,7 +53,7 @@ def error_map(recon: torch.Tensor, x: torch.Tensor, sigma: float, signed: bool =
 LOCAL_SCORES = ("glow", "emission", "excess", "pooled")   # the maximum of an error map: they locate the spill
 
 
-def local_error_map(recon: torch.Tensor, x: torch.Tensor, method: str, sigma: float = 1.0,
+def local_error_map(recon: torch.Tensor, x: torch.Tensor, method: str, sigma: float,
                     scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
     """The blurred per-pixel map (n, H, W) behind a local score: ``pooled`` both signs in normalised
     units; ``excess`` the excess light only, in image units when ``scale`` is given;
@@ -70,8 +70,8 @@ def local_error_map(recon: torch.Tensor, x: torch.Tensor, method: str, sigma: fl
     raise ValueError(f"score {method!r}: must be one of {', '.join(SCORES)}")
 
 
-def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str = "emission",
-                   sigma: float = 1.0, scale: torch.Tensor | None = None,
+def anomaly_scores(recon: torch.Tensor, x: torch.Tensor, method: str, sigma: float,
+                   scale: torch.Tensor | None = None,
                    shift: torch.Tensor | None = None) -> np.ndarray:
     """One score per image; higher means more likely a spill.
 

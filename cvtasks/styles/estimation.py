@@ -58,7 +58,7 @@ def posterior_interval(c: np.ndarray, prior_strength: float, level: float = 0.9)
     return (stats.beta.ppf(tail, post, post.sum() - post), stats.beta.ppf(1 - tail, post, post.sum() - post))
 
 
-def estimate(c: np.ndarray, method: str, prior_strength: float = 1.0) -> np.ndarray:
+def estimate(c: np.ndarray, method: str, prior_strength: float) -> np.ndarray:
     if method == "mle":
         return mle(c)
     if method == "bayes":
