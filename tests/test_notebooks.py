@@ -3,6 +3,7 @@ kernel, and executed in quick mode with every figure cell leaving an image."""
 import ast
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,17 +130,24 @@ def _ggplot_share(png: bytes) -> float:
     return float((rgb == (229, 229, 229)).all(-1).mean())
 
 
+def _unrounded(html: str) -> list[str]:
+    """Table cells that show a number with 6 or more significant digits: a float printed as it
+    came (pandas' default precision), beside rounded ones."""
+    cells = re.findall(r"<td>\s*(-?[0-9]+\.[0-9]+)\s*</td>", html)
+    return [c for c in cells if len(c.replace("-", "").replace(".", "").lstrip("0")) >= 6]
+
+
 @pytest.mark.parametrize("task", list(config.NOTEBOOKS))
 def test_committed_report_has_no_nan_table_no_dirty_run_and_no_foreign_figure_style(task):
     """The committed notebook reads as a finished report: no table cell shows NaN (an undefined
-    value says why instead), its run names a commit that holds its code, and no figure carries a
-    style that leaked in from a library (Optuna's ggplot grey)."""
+    value says why instead) or an unrounded float, its run names a commit that holds its code,
+    and no figure carries a style that leaked in from a library (Optuna's ggplot grey)."""
     import base64
-    import re
 
     nb = notebook(task)
     for source, html in _outputs(nb, "text/html"):
         assert not re.search(r">\s*(NaN|nan)\s*<", html), f"NaN in a table of `{source}`"
+        assert _unrounded(html) == [], f"unrounded numbers in a table of `{source}`"
     for kind in ("text/markdown", "text/plain"):
         for source, text in _outputs(nb, kind):
             assert "-dirty" not in text, f"a run from an uncommitted tree in the output of `{source}`"

@@ -78,7 +78,7 @@ class FashionTask(Task):
                          "parameters": count_parameters(model)})
             self.record({f"architectures/{name}/val_acc": best["val/acc"]})
         table = pd.DataFrame(rows).set_index("model")
-        self.show("architectures/table", table.round(4))
+        self.show("architectures/table", table.round({"val/acc": 4, "seconds": 1}))
         self.architectures_ = table
         return table
 
