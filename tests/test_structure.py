@@ -126,3 +126,16 @@ def test_the_architecture_page_names_every_module():
                if path.name != "__init__.py" and f"`{path.stem}" not in page and f"{path.stem}`" not in page
                and f" {path.stem}," not in page]
     assert unnamed == []
+
+
+def test_a_short_module_alias_means_one_module_everywhere():
+    """``import ... as E``: a one- or two-letter alias stands for modules of one name (every task's
+    ``evaluation`` may be E), never for two different ones in two files."""
+    meaning: dict[str, set[str]] = {}
+    for path in [*PACKAGE.rglob("*.py"), *(config.ROOT / "bench").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    if alias.asname and len(alias.asname) <= 2:
+                        meaning.setdefault(alias.asname, set()).add(alias.name.rsplit(".", 1)[-1])
+    assert {a: names for a, names in meaning.items() if len(names) > 1} == {}

@@ -14,6 +14,7 @@ from cvtasks.brands import findings, plots
 from cvtasks.brands import labelling as L
 from cvtasks.brands.data import BrandData, downscale, load_data
 from cvtasks.brands.features import backbone_features
+from cvtasks.brands.keys import KEYS
 from cvtasks.brands.training import (
     Trained,
     cnn_inputs,
@@ -29,7 +30,6 @@ from cvtasks.models.brands_nets import BrandHead
 from cvtasks.plots import confusion_matrix_plot
 from cvtasks.runtime import seed_everything
 from cvtasks.stats import Interval
-from cvtasks.brands.keys import KEYS
 from cvtasks.task import Task, stage
 from cvtasks.tracking import export_projector
 from cvtasks.train import save_checkpoint

@@ -13,8 +13,9 @@ import pandas as pd
 import config
 from cvtasks.fashion import evaluation as E
 from cvtasks.fashion import findings, plots, schedules
-from cvtasks.fashion import study as S
+from cvtasks.fashion import study as optuna_study
 from cvtasks.fashion.data import FashionData, cross_split_duplicates, prepare_data
+from cvtasks.fashion.keys import KEYS
 from cvtasks.fashion.training import (
     export_dir,
     model_path,
@@ -39,7 +40,6 @@ from cvtasks.serve.summary import (
     soak_figure,
     stale,
 )
-from cvtasks.fashion.keys import KEYS
 from cvtasks.task import Task, stage
 
 
@@ -88,19 +88,19 @@ class FashionTask(Task):
         trial, the top recipes over their seeds, the parameters' importance, the winner."""
         self.require("data")
         cfg = self.cfg
-        result = S.run(self.data_, cfg, device=self.device)
-        trials = S.trials_table(result)
-        top = S.top_recipes(result, cfg)
-        best = S.winner(result, cfg)
-        chosen = {k: getattr(cfg, k) for k in S.SPACE}
+        result = optuna_study.run(self.data_, cfg, device=self.device)
+        trials = optuna_study.trials_table(result)
+        top = optuna_study.top_recipes(result, cfg)
+        best = optuna_study.winner(result, cfg)
+        chosen = {k: getattr(cfg, k) for k in optuna_study.SPACE}
         self.record({"study/n_trials": int((~trials.repeat).sum()), "study/complete": int((trials.state == "COMPLETE").sum()),
                      "study/pruned": int((trials.state == "PRUNED").sum()),
                      "study/seeds_per_top_config": int(top.seeds.min()), "study/top_configs": len(top),
                      "study/best_val_acc_mean": float(top.val_acc_mean.iloc[0]),
                      "study/best_val_acc_std": float(top.val_acc_std.iloc[0]),
-                     "study/config_is_winner": int(all(chosen[k] == best[k] for k in S.SPACE)),
-                     "study/shirt_recall_vs_accuracy_spearman": S.shirt_recall_vs_accuracy(trials)})
-        differs = [k for k in S.SPACE if chosen[k] != best[k]]
+                     "study/config_is_winner": int(all(chosen[k] == best[k] for k in optuna_study.SPACE)),
+                     "study/shirt_recall_vs_accuracy_spearman": optuna_study.shirt_recall_vs_accuracy(trials)})
+        differs = [k for k in optuna_study.SPACE if chosen[k] != best[k]]
         if differs:   # the names only (a metric is a short label); the values are in the table below
             self.record({"study/config_differs_in": ", ".join(differs)})
         sampled = trials[~trials.repeat].drop(columns=["repeat", "seed"]).set_index("number")
@@ -113,7 +113,7 @@ class FashionTask(Task):
         self.show("study/shirt", plots.shirt_by_trial(trials))
         self.show("study/winner", pd.DataFrame({"study's winner": best, "final recipe (config.py)": chosen}))
         self.study_ = trials
-        self.tracker.log_artifact("fashion-study", "dataset", [S.path_of(cfg)] if S.path_of(cfg).exists() else [],
+        self.tracker.log_artifact("fashion-study", "dataset", [optuna_study.path_of(cfg)] if optuna_study.path_of(cfg).exists() else [],
                                   metadata={"trials": int(len(trials))})
         return trials
 

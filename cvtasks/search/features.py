@@ -53,7 +53,7 @@ class Features:
         return self.train_images[self.pair_image[rows]], self.train_queries[self.pair_query[rows]]
 
 
-def compute(cfg: config.SearchConfig, data: SearchData, device: Any = None) -> Features:
+def compute_features(cfg: config.SearchConfig, data: SearchData, device: Any = None) -> Features:
     queries = data.train.drop_duplicates("query_id")
     q_row = {qid: i for i, qid in enumerate(queries.query_id)}
     i_row = {name: i for i, name in enumerate(data.train_images)}

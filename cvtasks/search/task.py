@@ -12,10 +12,8 @@ from cvtasks.data.course_search import load_image
 from cvtasks.io import atomic_write_text
 from cvtasks.prose import slug
 from cvtasks.search import calibration as C
-from cvtasks.search import features as F
 from cvtasks.search import findings, plots, service
 from cvtasks.search import metrics as M
-from cvtasks.search import scorers as S
 from cvtasks.search.data import (
     SearchData,
     blended_target,
@@ -25,9 +23,11 @@ from cvtasks.search.data import (
     similar_across_splits,
     split_files,
 )
+from cvtasks.search.features import Features, compute_features, embed_texts
+from cvtasks.search.keys import KEYS
+from cvtasks.search.scorers import blend
 from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
 from cvtasks.stats import Interval
-from cvtasks.search.keys import KEYS
 from cvtasks.task import Task, stage
 
 HEADLINE = ("ndcg@10", "kendall_tau", "recall@1", "recall@5", "recall@10", "mrr")
@@ -51,7 +51,7 @@ class SearchTask(Task):
                                         for name, m in self.models_.items()}
         out = dict(self.score_cache_[split])
         if self.blend_parts:
-            out["blend"] = S.blend({p: out[p] for p in self.blend_parts}, self._blend_weights())
+            out["blend"] = blend({p: out[p] for p in self.blend_parts}, self._blend_weights())
         return out
 
     def _blend_weights(self) -> dict[str, float]:
@@ -96,10 +96,10 @@ class SearchTask(Task):
         return d
 
     @stage
-    def features(self) -> F.Features:
+    def features(self) -> Features:
         """Frozen image and sentence vectors of every image and query (cached)."""
         self.require("data")
-        self.features_ = F.compute(self.cfg, self.data_, self.device)
+        self.features_ = compute_features(self.cfg, self.data_, self.device)
         self.record({"data/cross_split_similar_vectors": similar_across_splits(
             {"train": self.features_.train_images, **self.features_.gallery}, self.cfg.near_duplicate_cosine)})
         self.record({"features/image_dim": self.features_.train_images.shape[1],
@@ -317,7 +317,7 @@ class SearchTask(Task):
                 self.show(f"demo/{slug(label)}", plots.hits(
                     d.test, bundle, vectors[[rows[i]]], f'{label}: "{new.query_text.iloc[i][:60]}"',
                     own=new.image.iloc[i]))
-        free = F.embed_texts(cfg, list(cfg.demo_queries))
+        free = embed_texts(cfg, list(cfg.demo_queries))
         for k, q in enumerate(cfg.demo_queries):   # the title says whether the gallery has such a drawing
             n = d.test.described(q)
             self.show("demo/free_text", plots.hits(d.test, bundle, free[[k]], f'"{q}" ({n} test drawing'

@@ -35,6 +35,7 @@ from cvtasks.spill.data import (
     raw_images,
     to_uint8,
 )
+from cvtasks.spill.keys import KEYS
 from cvtasks.spill.scores import LOCAL_SCORES, SCORES, anomaly_scores, local_error_map
 from cvtasks.spill.training import (
     AutoencoderData,
@@ -44,7 +45,6 @@ from cvtasks.spill.training import (
     train_autoencoder,
     train_classifier,
 )
-from cvtasks.spill.keys import KEYS
 from cvtasks.task import Task, stage
 from cvtasks.train import save_checkpoint
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cvtasks.models.bayesnet import BayesNet
-from cvtasks.styles import estimation as S
+from cvtasks.styles import estimation as est
 
 STRUCTURE_STYLE = {"independent": ":", "learned": "-", "true": "--"}
 METHOD_COLOUR = {"mle": "tab:blue", "bayes": "tab:orange"}
@@ -22,9 +22,9 @@ def distribution_plot(c: np.ndarray, options, prior_strength: float, truth: np.n
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
     x = np.arange(len(options))
-    mean = S.posterior_mean(c, prior_strength)
-    lo, hi = S.posterior_interval(c, prior_strength)
-    ax.bar(x - 0.2, S.mle(c), width=0.4, label="MLE", color="tab:blue")
+    mean = est.posterior_mean(c, prior_strength)
+    lo, hi = est.posterior_interval(c, prior_strength)
+    ax.bar(x - 0.2, est.mle(c), width=0.4, label="MLE", color="tab:blue")
     ax.errorbar(x + 0.2, mean, yerr=[mean - lo, hi - mean], fmt="o", color="tab:orange",
                 label=f"Bayes mean, 90% interval (a={prior_strength:g})")
     if truth is not None:
@@ -44,7 +44,7 @@ def distributions(sample: np.ndarray, schema: Mapping[str, Sequence[str]], attri
     names = list(schema)
     fig, axes = plt.subplots(1, len(attributes), figsize=(6.5 * len(attributes), 3.6), squeeze=False)
     for ax, attr in zip(axes[0], attributes):
-        c = S.counts(sample[:, names.index(attr)], len(schema[attr]))
+        c = est.counts(sample[:, names.index(attr)], len(schema[attr]))
         distribution_plot(c, schema[attr], prior_strength, truth.marginal(attr) if truth else None,
                           title=f"P({attr}) from {len(sample)} people", ax=ax)
     fig.tight_layout()

@@ -17,7 +17,6 @@ from cvtasks.styles import avatars as A
 from cvtasks.styles import experiments as X
 from cvtasks.styles import findings, plots
 from cvtasks.styles import structure as G
-from cvtasks.styles.seeds import over_seeds, spread
 from cvtasks.styles.estimation import (
     bayes_rule,
     counts,
@@ -27,6 +26,7 @@ from cvtasks.styles.estimation import (
     total_probability_check,
 )
 from cvtasks.styles.keys import KEYS
+from cvtasks.styles.seeds import over_seeds, spread
 from cvtasks.task import Task, stage
 
 
