@@ -139,3 +139,12 @@ def test_real_library_metadata():
     drawing = openclipart.read_drawing(svg, config.OPENCLIPART_SVG_DIR)
     assert drawing.title == "siringa" and drawing.subject == "science/medicine"
     assert (config.OPENCLIPART_PNG_DIR / f"{drawing.key}.png").exists()
+
+
+def test_items_that_share_a_key_directly_or_through_others_are_one_group():
+    from cvtasks.data.grouping import groups_by_shared_keys
+
+    labels = groups_by_shared_keys([("a.png", "cat"), ("b.png", "dog"), ("c.png", "cat"), ("b.png", "bird"),
+                                    ("d.png", "fish"), ("c.png", "bird")], 6)
+    assert len({labels[0], labels[1], labels[2], labels[3], labels[5]}) == 1   # a-c by text, c-b-... by image
+    assert labels[4] != labels[0]

@@ -63,6 +63,7 @@ from PIL import Image
 import config
 from cvtasks.cache import fingerprint
 from cvtasks.data.course_search import load_image
+from cvtasks.data.grouping import UnionFind, groups_by_shared_keys
 from cvtasks.images import ImageRejected, open_checked
 from cvtasks.io import atomic_write_text
 from cvtasks.runtime import progress_bar
@@ -237,30 +238,11 @@ def _near(thumbs: Sequence[bytes], aspects: Sequence[float], max_levels: float) 
     return pairs
 
 
-class _Groups:
-    """Union-find over indices."""
-
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def join(self, i: int, j: int) -> None:
-        self.parent[self.find(i)] = self.find(j)
-
-    def labels(self) -> np.ndarray:
-        return np.array([self.find(i) for i in range(len(self.parent))])
-
-
 def duplicate_groups(digests: Sequence[str], thumbs: Sequence[bytes], aspects: Sequence[float],
                      max_levels: float = NEAR_DUPLICATE_LEVELS) -> np.ndarray:
     """A group label per drawing: byte-identical pixels (``digests``), or ink thumbnails within
     ``max_levels`` of the same shape: copies of one drawing."""
-    groups = _Groups(len(digests))
+    groups = UnionFind(len(digests))
     first: dict[str, int] = {}
     for i, d in enumerate(digests):
         if d in first:
@@ -273,15 +255,7 @@ def duplicate_groups(digests: Sequence[str], thumbs: Sequence[bytes], aspects: S
 
 def text_groups(drawings: Sequence[Drawing]) -> np.ndarray:
     """A group label per drawing: drawings whose query texts meet (normalised) are one group."""
-    groups = _Groups(len(drawings))
-    owner: dict[str, int] = {}
-    for i, d in enumerate(drawings):
-        for text in query_texts(d):
-            key = normalise_text(text)
-            if key in owner:
-                groups.join(i, owner[key])
-            owner.setdefault(key, i)
-    return groups.labels()
+    return groups_by_shared_keys(([normalise_text(t) for t in query_texts(d)] for d in drawings), len(drawings))
 
 
 def render(png: Path, side: int = IMAGE_SIDE) -> Image.Image:

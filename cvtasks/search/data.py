@@ -20,6 +20,7 @@ import pandas as pd
 import config
 from cvtasks.data import course_search, openclipart
 from cvtasks.data.course_search import CourseSearchData
+from cvtasks.data.grouping import groups_by_shared_keys
 from cvtasks.data.openclipart import normalise_text
 
 EXPERTS = ["expert_1", "expert_2", "expert_3"]
@@ -140,14 +141,7 @@ def _recipe(root: Path, split: str) -> pd.DataFrame | None:
 def carve(pairs: pd.DataFrame, split: str, fraction: float, seed: int, folder: Path) -> tuple[pd.DataFrame, Gallery]:
     """A gallery cut from annotated training pairs: whole groups of images and query texts that
     share pairs (so that neither an image nor a text is on both sides)."""
-    groups = openclipart._Groups(len(pairs))
-    first: dict[str, int] = {}
-    for i, key in enumerate(zip(pairs.image, pairs.query_text.map(normalise_text))):
-        for k in key:
-            if k in first:
-                groups.join(i, first[k])
-            first.setdefault(k, i)
-    labels = groups.labels()
+    labels = groups_by_shared_keys(zip(pairs.image, pairs.query_text.map(normalise_text)), len(pairs))
     order = np.random.default_rng(seed).permutation(np.unique(labels))
     taken, target, chosen = 0, fraction * len(pairs), set()
     for g in order:
