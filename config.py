@@ -579,6 +579,11 @@ class ServeConfig(TaskConfig):
     # decoding probe's RSS from 612 to 375 MB but more than doubled its CPU per decode (5.2 -> 11-12
     # ms, bench/decode_memory.py): CPU is the scarcer of the two here (docs/serve.md, Memory)
     malloc_mmap_threshold: int = non_negative(0)
+    # glibc's malloc_trim(0) this often, in seconds (0: never): freed memory goes back to the
+    # system instead of staying in the arenas at the high-water mark of the requests in flight.
+    # bench/decode_memory.py --trim, interleaved: RSS 469-479 MB against 659-664, CPU per decode
+    # 4.33-4.55 ms against 4.49-4.82 (no cost); docs/serve.md, Memory
+    malloc_trim_every_s: float = non_negative(10.0)
     graceful_shutdown_s: int = positive(5)
     prometheus_port: int = positive(9090)      # python -m cvtasks monitor
     # load test (python -m cvtasks bench serve): fixed rates, then saturation

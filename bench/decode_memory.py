@@ -26,6 +26,7 @@ import psutil
 import config
 from cvtasks.fashion.data import prepare_data
 from cvtasks.serve.imaging import ImageError, decode
+from cvtasks.serve.memtrace import trim_heap
 from cvtasks.serve.uploads import product_uploads
 
 
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--decodes", type=int, default=30_000)
     parser.add_argument("--threads", type=int, default=16, help="decoding threads (Starlette's pool has 40)")
     parser.add_argument("--every", type=int, default=3_000, help="decodes between RSS readings")
+    parser.add_argument("--trim", action="store_true",
+                        help="glibc's malloc_trim(0) before each RSS reading (what ServeConfig.malloc_trim_every_s does)")
     args = parser.parse_args()
 
     serve, fashion = config.get("serve", quick=False), config.get("fashion", quick=False)
@@ -50,12 +53,15 @@ def main() -> None:
             pass   # the bad uploads, as in the soak
 
     settings = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")} or "glibc defaults"
+    settings = f"{settings}{', malloc_trim at each reading' if args.trim else ''}"
     print(f"allocator: {settings}; {args.threads} threads; {len(uploads)} distinct uploads")
     readings = []
     cpu_start = process.cpu_times()
     with ThreadPoolExecutor(args.threads) as pool:
         for start in range(0, args.decodes, args.every):
             list(pool.map(one, range(start, start + args.every)))
+            if args.trim:
+                trim_heap()
             readings.append(process.memory_info().rss / 2**20)
             print(f"{start + args.every:>7} decodes  RSS {readings[-1]:7.1f} MB", flush=True)
     cpu = process.cpu_times()

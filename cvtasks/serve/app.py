@@ -213,6 +213,8 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
         metrics.ready.set(1)
         metrics.workers_ready.set(1)
         sampler = asyncio.create_task(metrics.sample_forever())
+        trimmer = (asyncio.create_task(memtrace.trim_forever(settings.malloc_trim_every_s))
+                   if settings.malloc_trim_every_s else None)
         trace = memtrace.trace_target()   # bench memory: what the heap holds over a long run
         tracer = asyncio.create_task(memtrace.watch(trace, settings.soak_window_s * 6)) if trace else None
         log.info(json.dumps({"event": "ready", "model": clf.name, "version": clf.version}))
@@ -222,6 +224,8 @@ def create_app(load_classifier: Callable[[], Classifier], settings: config.Serve
             metrics.ready.set(0)
             metrics.workers_ready.set(0)
             sampler.cancel()
+            if trimmer is not None:
+                trimmer.cancel()
             if tracer is not None:
                 tracer.cancel()
             await batcher.stop()

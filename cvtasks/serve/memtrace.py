@@ -1,5 +1,6 @@
-"""The service's memory: glibc's mmap threshold (``set_mmap_threshold``), and what the heap
-holds over a long run (``python -m cvtasks bench memory``).
+"""The service's memory: glibc's mmap threshold (``set_mmap_threshold``), handing freed memory
+back to the system (``trim_forever``), and what the heap holds over a long run (``python -m
+cvtasks bench memory``).
 
 A soak's RSS can step up and stay (docs/serve.md). RSS alone cannot say why, so with
 ``CVTASKS_MEMTRACE=<file>`` set, the service starts tracemalloc (one frame per allocation) and
@@ -53,6 +54,24 @@ def set_mmap_threshold(nbytes: int) -> bool:
     if not nbytes or libc is None or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, int(nbytes)))
+
+
+def trim_heap() -> bool:
+    """Hand the memory glibc has freed but keeps in its arenas back to the system
+    (``malloc_trim(0)``); False where the C library is not glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+async def trim_forever(every_s: float) -> None:
+    """``trim_heap`` every ``every_s`` seconds: RSS then follows the memory in use instead of
+    the high-water mark of the requests in flight (docs/serve.md, Memory)."""
+    while True:
+        await asyncio.sleep(every_s)
+        trim_heap()
 
 
 def malloc_stats() -> dict[str, float]:
