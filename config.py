@@ -556,7 +556,7 @@ class ServeConfig(TaskConfig):
     QUICK: ClassVar[dict[str, Any]] = {"bench_seconds": 3.0, "bench_rates": (50,), "bench_max_requests": 600,
                                        "bench_repeats": 1,
                                        "model_path": SERVE_MODEL_DIR / "quick" / "model.int8.onnx",
-                                       "soak_seconds": 20.0, "soak_window_s": 2.0, "soak_uploads": 40,
+                                       "soak_seconds": 20.0, "soak_window_s": 2.0, "soak_slope_block_s": 4.0, "soak_uploads": 40,
                                        "kind_photos": 4, "kind_requests": 20, "kind_seconds": 1.0}
     host: str = "127.0.0.1"
     port: int = positive(8000)
@@ -599,6 +599,9 @@ class ServeConfig(TaskConfig):
     soak_seconds: float = positive(600.0)
     soak_rate: float = positive(100.0)
     soak_window_s: float = positive(10.0)      # latency percentiles, RSS and CPU per window
+    # the RSS slope's 95 % interval: a bootstrap over blocks of this many seconds of samples (RSS
+    # moves in steps lasting tens of seconds, so one-second samples are not independent)
+    soak_slope_block_s: float = positive(60.0)
     soak_uploads: int = positive(300)          # distinct generated product photos, cycled
     upload_sizes: tuple[int, int] = (224, 1024)   # longest side of a product photo, px
     upload_jpeg_share: float = fraction(0.7)

@@ -43,6 +43,8 @@ def service_lines(reports: Path) -> list[str]:
                 "`python -m cvtasks bench serve` and `bench soak`"]
     stamp = (f"model `{bench['model_name']}` sha256 `{bench['model_sha256'][:12]}`, commit `{bench['git_commit']}`, "
              f"{bench['date_utc']}, {bench['cpu_count']} CPUs; the load generator on the same cores")
+    if soak is not None and "git_commit" in soak:
+        stamp += f"; the soak: commit `{soak['git_commit']}`, {soak['date_utc']}, {soak['duration_s'] / 60:.0f} min"
     table = slo_table(bench, soak).reset_index()
     return [f"Measured by `python -m cvtasks bench serve` and `bench soak` ({stamp}):", "",
             table.to_markdown(index=False)]

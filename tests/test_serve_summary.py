@@ -86,3 +86,38 @@ def test_repeated_runs_report_the_median_and_every_runs_figure():
     table = summary.slo_table(bench)
     row = "server CPU per request at 300 req/s (ms; median of 3 runs, 1.20-1.40)"
     assert table.loc[row, "measured"] == 1.3 and table.loc[row, "met"] == "yes"
+
+
+def test_a_figure_above_its_goal_within_its_own_spread_is_no_difference_not_a_miss():
+    from cvtasks.serve.loadtest import median_run
+
+    def cpu_row(values):
+        bench = _bench(80)
+        bench["service"]["runs"][1] = {**bench["service"]["runs"][1], **median_run(
+            [{**bench["service"]["runs"][1], "cpu_ms_per_request": c} for c in values])}
+        table = summary.slo_table(bench)
+        return table.loc[[i for i in table.index if i.startswith("server CPU per request")][0], "met"]
+
+    assert cpu_row((1.45, 1.52, 1.71)) == "no difference"   # one run under the goal: cannot tell
+    assert cpu_row((1.55, 1.6, 1.7)) == "NO"                # every run above it: a miss
+    growth = "soak: memory growth after warm-up (MB per hour, least squares; 95 % interval -30.0 to +70.0)"
+    soak = {**_soak(slope=21.0), "rss_slope_mb_per_h_ci_low": -30.0, "rss_slope_mb_per_h_ci_high": 70.0}
+    assert summary.slo_table(_bench(80), soak).loc[growth, "met"] == "no difference"
+    soak = {**_soak(slope=300.0), "rss_slope_mb_per_h_ci_low": 150.0, "rss_slope_mb_per_h_ci_high": 400.0}
+    table = summary.slo_table(_bench(80), soak)
+    assert table.loc[growth.replace("-30.0 to +70.0", "+150.0 to +400.0"), "met"] == "NO"
+
+
+def test_rss_slope_interval_tells_a_steady_climb_from_flat_memory_that_steps():
+    import numpy as np
+
+    from cvtasks.serve.loadtest import rss_slope_mb_per_h
+
+    t = np.arange(0.0, 600.0)
+    rng = np.random.default_rng(0)
+    steps = 2**20 * (140 + 12 * np.sign(np.sin(t / 37)) + rng.normal(0, 2, t.size))   # up and down, no trend
+    flat = rss_slope_mb_per_h(list(zip(t, steps, t)), skip_s=10, block_s=60, seed=0)
+    assert flat.low < 0 < flat.high
+    climbing = steps + 2**20 * 200 * t / 3600                                           # +200 MB/h on top
+    climb = rss_slope_mb_per_h(list(zip(t, climbing, t)), skip_s=10, block_s=60, seed=0)
+    assert 20 < climb.low < 200 < climb.high   # above the goal, the true slope inside

@@ -129,9 +129,11 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                    f"{m['export/fp32_test_accuracy']:.4f}) at {m['export/int8_mb']:.2f} MB.")
     if service and "bench_serve" in service:
         table = slo_table(service["bench_serve"], service.get("soak"))
-        missed = table.index[table["met"] == "NO"].tolist()
+        missed, level = (table.index[table["met"] == verdict].tolist() for verdict in ("NO", "no difference"))
         out.append(f"- **The service** (bench files of commit {service['bench_serve'].get('git_commit')}): "
                    f"{(table['met'] == 'yes').sum()} of {(table['met'] != '-').sum()} targets met"
+                   + ("" if not level else "; above the target but not distinguishable from it within the "
+                      "spread of the measurement: " + "; ".join(level))
                    + ("." if not missed else "; missed: " + "; ".join(missed) + ".")
                    + " Client and server shared the two cores.")
     return "\n".join(out)

@@ -37,6 +37,7 @@ from cvtasks.serve.backends import OnnxClassifier, TorchClassifier
 from cvtasks.serve.export import Normalised, model_version
 from cvtasks.serve.imaging import decode
 from cvtasks.serve.uploads import Upload, kind_uploads, product_uploads, small_png
+from cvtasks.stats import Interval, bootstrap
 
 HOST = "127.0.0.1"
 
@@ -425,13 +426,19 @@ def soak_windows(records, samples, window_s: float) -> list[dict[str, Any]]:
     return rows
 
 
-def rss_slope_mb_per_h(samples, skip_s: float) -> float:
-    """Least-squares slope of the server's RSS after the first ``skip_s`` (warm-up), MB per hour."""
+def rss_slope_mb_per_h(samples, skip_s: float, block_s: float, seed: int) -> Interval:
+    """Least-squares slope of the server's RSS after the first ``skip_s`` (warm-up), MB per hour,
+    with its 95 % interval from a bootstrap over ``block_s`` blocks of samples."""
     s = np.array(samples)
-    s = s[s[:, 0] >= skip_s]
+    s = s[s[:, 0] >= skip_s] if len(s) else s
     if len(s) < 3:
-        return float("nan")
-    return float(np.polyfit(s[:, 0] / 3600, s[:, 1] / 2**20, 1)[0])
+        return Interval(float("nan"), float("nan"), float("nan"))
+    hours, mb = s[:, 0] / 3600, s[:, 1] / 2**20
+
+    def slope(rows: np.ndarray) -> float:
+        return float(np.polyfit(hours[rows], mb[rows], 1)[0]) if np.ptp(hours[rows]) > 0 else float("nan")
+
+    return bootstrap(slope, len(s), groups=(s[:, 0] // block_s).astype(int), seed=seed)
 
 
 def soak(quick: bool, log_dir: Path, seconds: float | None = None, trace_memory: bool = False) -> dict[str, Any]:
@@ -461,6 +468,8 @@ def soak(quick: bool, log_dir: Path, seconds: float | None = None, trace_memory:
         graceful = stop_server(server)
     samples = [(t - t0, rss, cpu) for t, rss, cpu in sampler.series if t >= t0]
     overall = result.summary()
+    slope = rss_slope_mb_per_h(samples, skip_s=settings.soak_window_s, block_s=settings.soak_slope_block_s,
+                               seed=fashion_cfg.seed)
     sizes = [len(u.data) for u in uploads if u.good]
     load = {"uploads": "generated product photos (Fashion-MNIST items rendered in colour on light backgrounds)",
             "distinct_uploads": len(uploads), "sizes_px": list(settings.upload_sizes),
@@ -472,7 +481,7 @@ def soak(quick: bool, log_dir: Path, seconds: float | None = None, trace_memory:
             "requests": overall["requests"], "errors": overall["errors"], "rejected_4xx": overall["rejected_4xx"],
             "rps": overall["rps"], "mean_ms": overall["mean_ms"], "p50_ms": overall["p50_ms"],
             "p95_ms": overall["p95_ms"], "p99_ms": overall["p99_ms"],
-            "rss_slope_mb_per_h": round(rss_slope_mb_per_h(samples, skip_s=settings.soak_window_s), 2),
+            **{key: round(v, 2) for key, v in slope.items("rss_slope_mb_per_h").items()},
             "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
             "cpu_percent_mean": overall["server_cpu_percent"],
             "cpu_percent_of_cores": round(overall["server_cpu_percent"] / stamped["cpu_count"], 1),
