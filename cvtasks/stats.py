@@ -85,6 +85,19 @@ def seeds_interval(values: np.ndarray, level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half)
 
 
+def verdict(value: float, target: float, *, at_least: bool, low: float | None = None,
+            high: float | None = None) -> str:
+    """A figure against its target: "yes" where it meets it; "no difference" where it does not
+    but its spread (``low`` .. ``high``: an interval, or repeated runs) reaches the target, so
+    the measurement cannot tell the two apart; "NO" where the whole spread misses it."""
+    if value >= target if at_least else value <= target:
+        return "yes"
+    reach = high if at_least else low
+    if reach is not None and (reach >= target if at_least else reach <= target):
+        return "no difference"
+    return "NO"
+
+
 def flatten(intervals: Mapping[str, Interval]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, interval in intervals.items():

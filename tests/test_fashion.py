@@ -84,6 +84,10 @@ def test_targets_table_reports_margins():
     table = findings.targets_table(metrics, targets)
     assert table.loc["test/accuracy", "margin"] == pytest.approx(-0.01)
     assert table["met"].tolist() == ["NO", "yes", "yes", "NO", "yes"]
+    # a figure below its target whose interval reaches the target cannot be told from it
+    metrics.update({"test/min_class_precision_ci_low": 0.78, "test/min_class_precision_ci_high": 0.86,
+                    "test/accuracy_ci_low": 0.925, "test/accuracy_ci_high": 0.935})
+    assert findings.targets_table(metrics, targets)["met"].tolist() == ["NO", "yes", "yes", "no difference", "yes"]
 
 
 @needs_mnist

@@ -30,3 +30,14 @@ def test_binary_detection_metrics():
     m = binary_detection_metrics(y, scores, threshold=0.5)
     assert m["test/tpr"] == 1.0 and m["test/tnr"] == 0.75
     assert m["test/roc_auc"] == pytest.approx(7 / 8)
+
+
+def test_verdict_calls_a_miss_inside_the_spread_no_difference():
+    from cvtasks.stats import verdict
+
+    assert verdict(0.95, 0.95, at_least=True) == "yes"
+    assert verdict(0.843, 0.85, at_least=True, low=0.821, high=0.865) == "no difference"
+    assert verdict(0.80, 0.85, at_least=True, low=0.78, high=0.83) == "NO"
+    assert verdict(0.80, 0.85, at_least=True) == "NO"                      # no spread: the figure decides
+    assert verdict(1.52, 1.5, at_least=False, low=1.45) == "no difference"
+    assert verdict(1.60, 1.5, at_least=False, low=1.55) == "NO"

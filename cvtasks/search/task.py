@@ -25,7 +25,15 @@ from cvtasks.search.data import (
 )
 from cvtasks.search.features import Features, compute_features, embed_texts
 from cvtasks.search.keys import KEYS
-from cvtasks.search.scorers import blend
+from cvtasks.search.results import (
+    Calibration,
+    Evaluation,
+    Fitted,
+    NoMatchResult,
+    Selection,
+    add_blend,
+    equal_weights,
+)
 from cvtasks.search.training import VOTE_FREE, VOTE_TRAINED, fit_all
 from cvtasks.stats import Interval
 from cvtasks.task import Task, stage
@@ -43,19 +51,16 @@ class SearchTask(Task):
 
     # --- helpers ---------------------------------------------------------------------------
     def _scores(self, split: str) -> dict[str, np.ndarray]:
-        """Every model's (queries, gallery) scores on a gallery (all its queries), computed once,
-        and the blend of the best of each kind once it is chosen."""
-        if split not in self.score_cache_:
-            feats = self.features_
-            self.score_cache_[split] = {name: m.score_gallery(feats.gallery[split], feats.queries[split])
-                                        for name, m in self.models_.items()}
-        out = dict(self.score_cache_[split])
-        if self.blend_parts:
-            out["blend"] = blend({p: out[p] for p in self.blend_parts}, self._blend_weights())
-        return out
+        """Every model's (queries, gallery) scores on a gallery (all its queries), computed once."""
+        fitted, feats = self.models_, self.features_
+        if split not in fitted.scores:
+            fitted.scores[split] = {name: m.score_gallery(feats.gallery[split], feats.queries[split])
+                                    for name, m in fitted.scorers.items()}
+        return fitted.scores[split]
 
-    def _blend_weights(self) -> dict[str, float]:
-        return {p: 1.0 / len(self.blend_parts) for p in self.blend_parts}
+    def _ranker_scores(self, split: str) -> np.ndarray:
+        """The served ranker's scores on a gallery (the blend's where the blend was chosen)."""
+        return self.select_.with_blend(self._scores(split))[self.select_.ranker]
 
     def _per_query(self, split: str, kind: str, scores: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
         g = getattr(self.data_, split)
@@ -69,7 +74,6 @@ class SearchTask(Task):
         """The training pairs and the two galleries; the leakage audit; split.json."""
         cfg = self.cfg
         d = self.data_ = load_data(cfg)
-        self.blend_parts: tuple[str, ...] = ()
         audit = cross_split_audit(d)
         self.record(audit)
         before = d.built.get("without these steps", {})
@@ -107,71 +111,66 @@ class SearchTask(Task):
         return self.features_
 
     @stage
-    def models(self) -> dict:
+    def models(self) -> Fitted:
         """Every scorer on the training pairs: a dummy, ridge, an MLP and the interaction MLP on the
         votes; the ridge-mapped cosine and contrastive towers on (query, own image) pairs only."""
         self.require("features")
         target = blended_target(self.data_.train, self.cfg.crowd_weight)
-        self.models_, self.priors_ = fit_all(self.cfg, self.data_, self.features_, target, self.device)
-        self.score_cache_: dict[str, dict[str, np.ndarray]] = {}   # split -> model -> scores; a re-run scores again
+        scorers, priors = fit_all(self.cfg, self.data_, self.features_, target, self.device)
+        self.models_ = Fitted(scorers, priors)   # a re-run fits, and scores, again
         for name in ("mlp", "interaction"):
-            self.tracker.log_history(name, self.models_[name].history.epochs)
-        self.record({f"models/{n}/best_epoch": self.models_[n].history.best_epoch for n in ("mlp", "interaction")})
-        self.show("models/towers", self.priors_.towers.sort_values("val/loss").round(4))
-        self.show("models/curves", plots.curves({n: self.models_[n].history for n in ("mlp", "interaction")}))
+            self.tracker.log_history(name, scorers[name].history.epochs)
+        self.record({f"models/{n}/best_epoch": scorers[n].history.best_epoch for n in ("mlp", "interaction")})
+        self.show("models/towers", priors.towers.sort_values("val/loss").round(4))
+        self.show("models/curves", plots.curves({n: scorers[n].history for n in ("mlp", "interaction")}))
         return self.models_
 
     @stage
-    def select(self) -> pd.DataFrame:
+    def select(self) -> Selection:
         """On the validation gallery's new queries: each model's NDCG@10, the best vote-free ranker,
         a blend of the best of each kind, and the served ranker (the best of all)."""
         self.require("models")
         val = self._per_query("val", "new", self._scores("val"))
         ndcg = {n: float(v["ndcg@10"].mean()) for n, v in val.items()}
         best_free = max(VOTE_FREE, key=ndcg.get)
-        best_voted = max(("linear", "mlp", "interaction"), key=ndcg.get)
-        self.blend_parts = (best_voted, best_free)
-        val.update(self._per_query("val", "new", {"blend": self._scores("val")["blend"]}))
+        parts = (max(("linear", "mlp", "interaction"), key=ndcg.get), best_free)
+        val.update(self._per_query("val", "new", {"blend": add_blend(self._scores("val"), parts)["blend"]}))
         ndcg["blend"] = float(val["blend"]["ndcg@10"].mean())
-        self.ranker_ = max(ndcg, key=ndcg.get)
-        self.vote_free_ = best_free
-        self.record({"search/ranker": self.ranker_, "search/vote_free": best_free,
+        ranker = max(ndcg, key=ndcg.get)
+        self.record({"search/ranker": ranker, "search/vote_free": best_free,
                      **{f"new_queries/{n}/val/ndcg@10": v for n, v in ndcg.items()}})
-        self.val_per_query_ = val
         table = pd.DataFrame({n: {m: float(v[m].mean()) for m in ("ndcg@10", "recall@5", "kendall_tau")}
                               for n, v in val.items()}).T
         table["trained on"] = ["votes" if n in VOTE_TRAINED else "no votes" if n in VOTE_FREE else "both"
                                for n in table.index]
         self.show("select/validation", table.sort_values("ndcg@10", ascending=False).round(3)
                   .fillna("undefined (constant scores)"))   # Kendall's tau of a constant ranking
-        self.select_ = table
-        return table
+        self.select_ = Selection(table, ranker, best_free, parts, val)
+        return self.select_
 
     @stage
-    def evaluate(self) -> pd.DataFrame:
+    def evaluate(self) -> Evaluation:
         """The test gallery, once: new queries (the headline), seen queries (a diagnostic), every
         model with intervals over queries, each against the best vote-free ranker (paired), and
         the voted pairs' MAE / RMSE / R2."""
         self.require("select")
-        cfg = self.cfg
-        scores = self._scores("test")
-        self.test_scores_ = scores
+        cfg, chosen = self.cfg, self.select_
+        scores = chosen.with_blend(self._scores("test"))
         test = self._per_query("test", "new", scores)
-        self.test_per_query_ = test
         rows = {}
         for name, per in test.items():
             ivs = M.ranking_intervals(per, resamples=cfg.resamples, seed=cfg.seed)
             self.record(M.flatten(f"new_queries/{name}/test/", ivs))
             rows[name] = {m: ivs[m] for m in HEADLINE if m in ivs}
-            if name != self.vote_free_:
-                delta = M.paired_delta(per, test[self.vote_free_], "ndcg@10", resamples=cfg.resamples, seed=cfg.seed)
+            if name != chosen.vote_free:
+                delta = M.paired_delta(per, test[chosen.vote_free], "ndcg@10", resamples=cfg.resamples, seed=cfg.seed)
                 self.record(delta.items(f"new_queries/{name}/test/ndcg@10_delta"))
-        ranker = M.ranking_intervals(test[self.ranker_], resamples=cfg.resamples, seed=cfg.seed)
+        ranker = M.ranking_intervals(test[chosen.ranker], resamples=cfg.resamples, seed=cfg.seed)
         self.record(M.flatten("new_queries/test/", ranker))
         self.record(M.flatten("new_queries/vote_free/test/", M.ranking_intervals(
-            test[self.vote_free_], resamples=cfg.resamples, seed=cfg.seed)))
-        if self.ranker_ != self.vote_free_:
-            delta = M.paired_delta(test[self.ranker_], test[self.vote_free_], "ndcg@10", resamples=cfg.resamples,
+            test[chosen.vote_free], resamples=cfg.resamples, seed=cfg.seed)))
+        if chosen.ranker != chosen.vote_free:
+            delta = M.paired_delta(test[chosen.ranker], test[chosen.vote_free], "ndcg@10", resamples=cfg.resamples,
                                    seed=cfg.seed)
         else:
             delta = Interval(0.0, 0.0, 0.0)
@@ -182,11 +181,11 @@ class SearchTask(Task):
                 self.record(M.flatten(f"seen_queries/{name}/test/", M.ranking_intervals(
                     per, resamples=cfg.resamples, seed=cfg.seed), ("ndcg@10", "kendall_tau")))
         self._pair_metrics(scores)
-        table = findings.model_table(rows, self.ranker_, self.vote_free_)
-        self.show("evaluate/models", plots.model_intervals(rows, self.ranker_))
+        table = findings.model_table(rows, chosen.ranker, chosen.vote_free)
+        self.show("evaluate/models", plots.model_intervals(rows, chosen.ranker))
         self.show("evaluate/table", table)
-        self.evaluate_ = table
-        return table
+        self.evaluate_ = Evaluation(table, scores, test)
+        return self.evaluate_
 
     def _pair_metrics(self, scores: dict[str, np.ndarray]) -> None:
         """MAE / RMSE / R2 on the test gallery's voted pairs of new queries, for the models that
@@ -215,22 +214,22 @@ class SearchTask(Task):
             ivs = M.pair_intervals(rel, pairs.target.to_numpy(), q, resamples=cfg.resamples, seed=cfg.seed)
             self.record(M.flatten("ceiling/test/", ivs))
             every = g.pairs(g.queries.iloc[new])
-            rule_scores = np.zeros_like(scores[self.ranker_][new])
+            rule_scores = np.zeros_like(scores[self.select_.ranker][new])
             rule_scores[every.query_row.to_numpy(), every.image_row.to_numpy()] = rule_relevance(self.data_, "test", every)
             ceiling = M.per_query(rule_scores, g.gains(g.queries.iloc[new]), cfg.strict_relevance)
             self.record({"ceiling/test/ndcg@10": float(ceiling["ndcg@10"].mean())})
 
     @stage
-    def calibrate(self) -> pd.DataFrame:
+    def calibrate(self) -> Calibration:
         """Isotonic regression of the votes' target on the ranker's score, fitted on the validation
         gallery's voted pairs; its reliability on the test gallery's."""
         self.require("evaluate")
         cfg, d = self.cfg, self.data_
-        val_pairs, val_scores = C.voted_pairs(d.val, self._scores("val")[self.ranker_])
-        self.calibrator_ = C.fit_calibrator(val_scores, val_pairs.target.to_numpy())
-        test_pairs, test_scores = C.voted_pairs(d.test, self.test_scores_[self.ranker_])
+        val_pairs, val_scores = C.voted_pairs(d.val, self._ranker_scores("val"))
+        calibrator = C.fit_calibrator(val_scores, val_pairs.target.to_numpy())
+        test_pairs, test_scores = C.voted_pairs(d.test, self.evaluate_.scores[self.select_.ranker])
         target = test_pairs.target.to_numpy()
-        pred, scaled = self.calibrator_.predict(test_scores), C.min_max(test_scores, val_scores)
+        pred, scaled = calibrator.predict(test_scores), C.min_max(test_scores, val_scores)
         table = C.reliability(pred, target, cfg.calibration_bins)
         raw = C.reliability(scaled, target, cfg.calibration_bins)
         self.record({"calibration/test/ece": C.ece(pred, target, cfg.calibration_bins),
@@ -238,35 +237,35 @@ class SearchTask(Task):
                      "calibration/test/pairs": len(pred)})
         self.show("calibration/reliability", plots.reliability({"calibrated on validation": table,
                                                                 "raw score, min-max scaled": raw}))
-        self.calibrate_ = table
-        return table
+        self.calibrate_ = Calibration(table, calibrator)
+        return self.calibrate_
 
     @stage
-    def nomatch(self) -> dict:
+    def nomatch(self) -> NoMatchResult:
         """When to answer "no good match": a statistic of how clearly the best drawing stands out
         and its threshold, both chosen on validation for the target precision; tested on the test
         gallery with the queries of held-out categories."""
         self.require("calibrate")
         cfg, d = self.cfg, self.data_
         null = self.features_.queries["val"][(d.val.queries.kind == "nomatch").to_numpy()]
-        self.gallery_text_, splits = {}, {}
-        for split, scores in (("val", self._scores("val")[self.ranker_]), ("test", self.test_scores_[self.ranker_])):
+        gallery_text, splits = {}, {}
+        ranked = {"val": self._ranker_scores("val"), "test": self.evaluate_.scores[self.select_.ranker]}
+        for split, scores in ranked.items():
             splits[split], texts = C.nomatch_split(getattr(d, split).queries, self.features_.queries[split], scores,
-                                                   self.calibrator_, null, cfg.nomatch_text_ks)
+                                                   self.calibrate_.calibrator, null, cfg.nomatch_text_ks)
             if texts is not None:
-                self.gallery_text_[split] = texts
+                gallery_text[split] = texts
         val, test = splits["val"], splits["test"]
         if not val.absent.any():
-            self.nomatch_ = None
+            self.nomatch_ = NoMatchResult(None, gallery_text, {})
             self.show("nomatch/none", "*No query without a match in the validation gallery: the threshold cannot "
                                       "be chosen (the embedded build holds out whole categories for that).*")
-            return {}
+            return self.nomatch_
         choice = C.choose_statistic(val.statistics, val.absent, cfg.nomatch_precision, cfg.nomatch_prevalence)
         quality = C.nomatch_quality(test.statistics[choice.statistic], test.absent, choice.threshold,
                                     cfg.nomatch_prevalence, test.drawings, count=cfg.resamples, seed=cfg.seed)
         val_quality = C.nomatch_quality(val.statistics[choice.statistic], val.absent, choice.threshold,
                                         cfg.nomatch_prevalence)
-        self.nomatch_ = choice
         self.record({"nomatch/statistic": choice.statistic, "nomatch/threshold": choice.threshold,
                      "nomatch/prevalence": cfg.nomatch_prevalence,
                      **{f"nomatch/val/{k}": v for k, v in val_quality.items()},
@@ -287,27 +286,27 @@ class SearchTask(Task):
                   .assign(**{"test, 95 % interval": pd.Series(interval)}))
         self.show("nomatch/scores", plots.nomatch_figure(test.statistics[choice.statistic], test.absent,
                                                          choice.threshold, choice.statistic))
-        return {"choice": choice, "test": quality}
+        self.nomatch_ = NoMatchResult(choice, gallery_text, quality)
+        return self.nomatch_
 
     @stage
     def demo(self) -> service.Bundle:
         """The served search: saved for ``python -m cvtasks search``; test queries it serves well and
         badly, a few free-text queries, and queries with nothing to find."""
-        self.require("calibrate")
-        cfg, d = self.cfg, self.data_
-        parts = self.blend_parts if self.ranker_ == "blend" else (self.ranker_,)
+        self.require("nomatch")
+        cfg, d, chosen, nomatch = self.cfg, self.data_, self.select_, self.nomatch_
+        parts = chosen.blend_parts if chosen.ranker == "blend" else (chosen.ranker,)
         titles = d.test.titles()
-        nomatch = getattr(self, "nomatch_", None)
-        bundle = service.Bundle(ranker=self.ranker_, scorers={p: self.models_[p] for p in parts},
-                                weights={p: 1.0 / len(parts) for p in parts}, calibrator=self.calibrator_,
-                                threshold=nomatch.threshold if nomatch else -np.inf,
-                                statistic=nomatch.statistic if nomatch else "best",
+        bundle = service.Bundle(ranker=chosen.ranker, scorers={p: self.models_.scorers[p] for p in parts},
+                                weights=equal_weights(parts), calibrator=self.calibrate_.calibrator,
+                                threshold=nomatch.choice.threshold if nomatch.choice else -np.inf,
+                                statistic=nomatch.choice.statistic if nomatch.choice else "best",
                                 gallery=self.features_.gallery["test"], files=d.test.images,
                                 titles=[titles.get(n, n) for n in d.test.images], folder=str(d.test.folder),
-                                text_encoder=cfg.text_encoder, texts=getattr(self, "gallery_text_", {}).get("test"))
+                                text_encoder=cfg.text_encoder, texts=nomatch.gallery_text.get("test"))
         path = service.save(bundle, service.bundle_path(cfg))
-        self.tracker.log_artifact("search-ranker", "model", [path], metadata={"ranker": self.ranker_})
-        per = self.test_per_query_[self.ranker_]
+        self.tracker.log_artifact("search-ranker", "model", [path], metadata={"ranker": chosen.ranker})
+        per = self.evaluate_.per_query[chosen.ranker]
         new = d.test.of_kind("new")
         order = per["ndcg@10"].to_numpy().argsort()
         vectors = self.features_.queries["test"]

@@ -9,6 +9,7 @@ import pandas as pd
 
 import config
 from cvtasks.provenance import file_sha256
+from cvtasks.stats import verdict
 
 
 # The file each ``python -m cvtasks bench <target>`` writes under reports/fashion/.
@@ -21,13 +22,9 @@ def _row(what: str, target: str, value: Any, ok: bool | None) -> dict[str, Any]:
 
 
 def _at_most(what: str, goal: float, value: float, low: float | None = None) -> dict[str, Any]:
-    """A row whose figure should be at most ``goal``. A figure above it whose spread reaches
-    down to the goal (``low``: the interval's or the repeated runs' lowest) is no difference
-    from the goal, not a miss: the measurement cannot tell the two apart."""
-    row = _row(what, f"<= {goal}", value, value <= goal)
-    if value > goal and low is not None and low <= goal:
-        row["met"] = "no difference"
-    return row
+    """A row whose figure should be at most ``goal``; ``low``: the lowest of its spread (the
+    interval's low end, or the lowest of repeated runs), see stats.verdict."""
+    return {**_row(what, f"<= {goal}", value, None), "met": verdict(value, goal, at_least=False, low=low)}
 
 
 def _interval(figures: dict[str, Any], key: str) -> str:
