@@ -66,7 +66,7 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                    f"{ci4(m, 'test/top3')} ({t['test/top3']}), macro-F1 {ci4(m, 'test/macro_f1')} ({t['test/macro_f1']}), "
                    f"worst category precision {ci4(m, 'test/min_class_precision')} and recall {ci4(m, 'test/min_class_recall')} "
                    f"({t['test/min_class_precision']}). " + ("All met." if not missed + level else "")
-                   + ("" if not level else "Below the target but inside their interval of it (no difference): "
+                   + ("" if not level else "Below the target, but each interval holds the target (no difference): "
                       + ", ".join(f"{k} by {t[k] - m[k]:.4f}" for k in level) + ". ")
                    + ("" if not missed else "Missed: " + ", ".join(f"{k} by {t[k] - m[k]:.4f}" for k in missed) + "."))
         out.append(f"- **Shirt**, the hard category: precision {ci(m, 'test/shirt/precision')}, recall "
@@ -137,7 +137,9 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
     if service and "bench_serve" in service:
         table = slo_table(service["bench_serve"], service.get("soak"))
         missed, level = (table.index[table["met"] == verdict].tolist() for verdict in ("NO", "no difference"))
-        out.append(f"- **The service** (bench files of commit {service['bench_serve'].get('git_commit')}): "
+        soak = service.get("soak") or {}
+        out.append(f"- **The service** (load test of commit {service['bench_serve'].get('git_commit')}"
+                   + (f", soak of {soak['git_commit']}" if "git_commit" in soak else "") + "): "
                    f"{(table['met'] == 'yes').sum()} of {(table['met'] != '-').sum()} targets met"
                    + ("" if not level else "; above the target but not distinguishable from it within the "
                       "spread of the measurement: " + "; ".join(level))
