@@ -136,7 +136,7 @@ def conclusions(m: Mapping[str, Any], cfg: Any, service: Mapping[str, Any] | Non
                    f"{m['export/fp32_test_accuracy']:.4f}) at {m['export/int8_mb']:.2f} MB.")
     if service and "bench_serve" in service:
         table = slo_table(service["bench_serve"], service.get("soak"))
-        missed, level = (table.index[table["met"] == verdict].tolist() for verdict in ("NO", "no difference"))
+        missed, level = (table.index[table["met"] == word].tolist() for word in ("NO", "no difference"))
         soak = service.get("soak") or {}
         out.append(f"- **The service** (load test of commit {service['bench_serve'].get('git_commit')}"
                    + (f", soak of {soak['git_commit']}" if "git_commit" in soak else "") + "): "

@@ -35,14 +35,13 @@ class Fitted:
 
 @dataclass(frozen=True)
 class Selection:
-    """The validation gallery's choice: the served ranker, the best vote-free one, the blend's
-    members, and every model's per-query figures behind the table."""
+    """The validation gallery's choice: its table, the served ranker, the best vote-free one and
+    the blend's members."""
 
     table: pd.DataFrame
     ranker: str
     vote_free: str
     blend_parts: tuple[str, ...]
-    per_query: dict[str, pd.DataFrame]
 
     def with_blend(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``scores`` and the blend of the chosen members."""

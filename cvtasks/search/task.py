@@ -145,7 +145,7 @@ class SearchTask(Task):
                                for n in table.index]
         self.show("select/validation", table.sort_values("ndcg@10", ascending=False).round(3)
                   .fillna("undefined (constant scores)"))   # Kendall's tau of a constant ranking
-        self.select_ = Selection(table, ranker, best_free, parts, val)
+        self.select_ = Selection(table, ranker, best_free, parts)
         return self.select_
 
     @stage

@@ -90,7 +90,8 @@ def _runs(run: dict[str, Any]) -> list[float]:
 
 
 def _lowest_run(run: dict[str, Any]) -> float | None:
-    return min(_runs(run)) if len(_runs(run)) > 1 else None
+    values = _runs(run)
+    return min(values) if len(values) > 1 else None
 
 
 def _held_rate_only(soak: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
